@@ -1,0 +1,73 @@
+//! The command tree: one module per command, each an arguments struct and a `run` function
+//! that turns arguments into a call of a library crate.
+
+mod derivation;
+mod store;
+
+use std::path::PathBuf;
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+/// Kiln: a declarative rebuild pipeline for package expressions in the Nix language
+#[derive(Parser, Debug)]
+#[command(name = "kiln", version, propagate_version = true)]
+pub(crate) struct Cli {
+    /// The store's root folder [default: $KILN_STORE, else $XDG_DATA_HOME/kiln]
+    #[arg(long, global = true, value_name = "DIR")]
+    store: Option<PathBuf>,
+
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Add to the store, and query and export what it holds
+    #[command(subcommand)]
+    Store(store::Command),
+    /// Inspect derivations
+    #[command(subcommand)]
+    Derivation(derivation::Command),
+}
+
+/// What every command may need: where the store is, opened on first use.
+pub(crate) struct Context {
+    store_root: Option<PathBuf>,
+}
+
+impl Context {
+    /// Returns the store root: `--store`, else `KILN_STORE`, else `$XDG_DATA_HOME/kiln`, else
+    /// `~/.local/share/kiln`.
+    pub(crate) fn store_root(&self) -> anyhow::Result<PathBuf> {
+        if let Some(dir) = &self.store_root {
+            return Ok(dir.clone());
+        }
+        let var = |name| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+        if let Some(dir) = var("KILN_STORE") {
+            return Ok(dir);
+        }
+        if let Some(data) = var("XDG_DATA_HOME") {
+            return Ok(data.join("kiln"));
+        }
+        let home =
+            var("HOME").context("cannot find the store: set `--store`, `KILN_STORE` or `HOME`")?;
+        Ok(home.join(".local/share/kiln"))
+    }
+
+    /// Opens (creating on first use) the store.
+    pub(crate) fn open_store(&self) -> anyhow::Result<kiln_store::Store> {
+        let root = self.store_root()?;
+        kiln_store::Store::open(&root)
+            .with_context(|| format!("cannot open the store at `{}`", root.display()))
+    }
+}
+
+/// Runs the command the arguments name.
+pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
+    let cx = Context { store_root: cli.store };
+    match cli.command {
+        Command::Store(cmd) => store::run(cmd, &cx),
+        Command::Derivation(cmd) => derivation::run(cmd, &cx),
+    }
+}

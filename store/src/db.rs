@@ -1,0 +1,412 @@
+//! The store's SQLite database: the one module that holds SQL.
+//!
+//! The database is the source of truth for which store paths are valid: a path on disk that is
+//! not registered here is not trusted. It runs in WAL mode so that readers never wait for a
+//! writer, with `synchronous = FULL` because, unlike a cache, it cannot be rebuilt from anything
+//! else: a registration that returned must survive a power cut. Foreign keys are on, so a
+//! reference can only point at a valid path. The schema version lives in `PRAGMA user_version`
+//! and each migration below moves it up by one.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, TransactionBehavior, params};
+
+use crate::error::Error;
+use crate::hash::Blake3Hash;
+use crate::path::StorePath;
+
+/// Migrations, in order; migration `i` takes the schema from version `i` to `i + 1`.
+const MIGRATIONS: &[&str] = &[
+    // Version 1: valid paths, references, derivation outputs and the build trace.
+    "
+    CREATE TABLE valid_paths (
+        id                INTEGER PRIMARY KEY,
+        path              TEXT NOT NULL UNIQUE,
+        nar_hash          BLOB NOT NULL,
+        nar_size          INTEGER NOT NULL,
+        deriver           TEXT,
+        registration_time INTEGER NOT NULL,
+        ca                TEXT
+    );
+    CREATE TABLE refs (
+        referrer  INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+        reference INTEGER NOT NULL REFERENCES valid_paths(id),
+        PRIMARY KEY (referrer, reference)
+    ) WITHOUT ROWID;
+    CREATE INDEX refs_by_reference ON refs(reference);
+    CREATE TABLE derivation_outputs (
+        drv    INTEGER NOT NULL REFERENCES valid_paths(id) ON DELETE CASCADE,
+        output TEXT NOT NULL,
+        path   TEXT NOT NULL,
+        PRIMARY KEY (drv, output)
+    ) WITHOUT ROWID;
+    CREATE INDEX derivation_outputs_by_path ON derivation_outputs(path);
+    CREATE TABLE build_trace (
+        id          INTEGER PRIMARY KEY,
+        drv_path    TEXT NOT NULL,
+        output      TEXT NOT NULL,
+        output_path TEXT NOT NULL,
+        nar_hash    BLOB NOT NULL,
+        finished_at INTEGER NOT NULL,
+        duration_ms INTEGER NOT NULL
+    );
+    CREATE INDEX build_trace_by_drv ON build_trace(drv_path, output);
+    ",
+];
+
+/// The schema version this kiln writes.
+pub const SCHEMA_VERSION: i64 = MIGRATIONS.len() as i64;
+
+/// What the store knows about a valid path.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PathInfo {
+    /// The path itself.
+    pub path: StorePath,
+    /// blake3 of the path's NAR.
+    pub nar_hash: Blake3Hash,
+    /// Length of the path's NAR in bytes.
+    pub nar_size: u64,
+    /// The store paths whose digests occur in the path's files (itself included if it does).
+    pub references: BTreeSet<StorePath>,
+    /// The derivation that produced the path, if one did.
+    pub deriver: Option<StorePath>,
+    /// When the path was registered, in seconds since the Unix epoch.
+    pub registration_time: i64,
+    /// How the path's name was computed from its contents (`source`, `text`), if it was.
+    pub ca: Option<String>,
+}
+
+/// One entry of the build trace: a derivation's output and what it turned out to be.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BuildTrace {
+    /// The derivation that was built.
+    pub drv_path: StorePath,
+    /// Which of its outputs.
+    pub output: String,
+    /// The store path the output was registered at.
+    pub output_path: StorePath,
+    /// blake3 of the output's NAR.
+    pub nar_hash: Blake3Hash,
+    /// When the build finished, in seconds since the Unix epoch.
+    pub finished_at: i64,
+    /// How long the build took.
+    pub duration_ms: u64,
+}
+
+pub(crate) struct Db {
+    conn: Connection,
+    path: PathBuf,
+}
+
+impl Db {
+    pub(crate) fn open(path: &Path) -> Result<Db, Error> {
+        let err = |op| err_at(path, op);
+        let conn = Connection::open(path).map_err(err("opening"))?;
+        conn.busy_timeout(Duration::from_secs(600)).map_err(err("setting the busy timeout"))?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err("configuring the connection"))?;
+        let mut db = Db { conn, path: path.to_owned() };
+        db.migrate()?;
+        Ok(db)
+    }
+
+    fn err(&self, op: &'static str) -> impl Fn(rusqlite::Error) -> Error + '_ {
+        move |source| Error::Db { op, path: self.path.clone(), source }
+    }
+
+    fn migrate(&mut self) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |op| err_at(&path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("starting a migration"))?;
+        let found: i64 = tx
+            .query_row("PRAGMA user_version", [], |r| r.get(0))
+            .map_err(err("reading the schema version"))?;
+        if found > SCHEMA_VERSION {
+            return Err(Error::SchemaTooNew {
+                path: self.path.clone(),
+                found,
+                known: SCHEMA_VERSION,
+            });
+        }
+        for (version, sql) in MIGRATIONS.iter().enumerate().skip(found as usize) {
+            tracing::debug!(version = version + 1, "migrating the store database");
+            tx.execute_batch(sql).map_err(err("migrating the schema"))?;
+            tx.pragma_update(None, "user_version", version as i64 + 1)
+                .map_err(err("migrating the schema"))?;
+        }
+        tx.commit().map_err(err("committing a migration"))
+    }
+
+    pub(crate) fn is_valid(&self, path: &StorePath) -> Result<bool, Error> {
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT 1 FROM valid_paths WHERE path = ?1")
+            .map_err(self.err("checking a path"))?;
+        stmt.exists([path.to_string()]).map_err(self.err("checking a path"))
+    }
+
+    pub(crate) fn query_info(&self, path: &StorePath) -> Result<Option<PathInfo>, Error> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT id, nar_hash, nar_size, deriver, registration_time, ca FROM valid_paths WHERE path = ?1",
+            )
+            .and_then(|mut s| {
+                s.query_row([path.to_string()], |r| {
+                    Ok((
+                        r.get::<_, i64>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, Option<String>>(3)?,
+                        r.get::<_, i64>(4)?,
+                        r.get::<_, Option<String>>(5)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(self.err("reading a path's information"))?;
+        let Some((id, hash, size, deriver, time, ca)) = row else { return Ok(None) };
+        let nar_hash = Blake3Hash::from_slice(&hash).ok_or_else(|| {
+            self.corrupt(format!("`{path}` has a NAR hash of {} bytes", hash.len()))
+        })?;
+        let deriver = deriver.map(|d| self.parse_path(&d)).transpose()?;
+        let references = self.paths_of("SELECT v.path FROM refs r JOIN valid_paths v ON v.id = r.reference WHERE r.referrer = ?1", id)?;
+        Ok(Some(PathInfo {
+            path: path.clone(),
+            nar_hash,
+            nar_size: size as u64,
+            references: references.into_iter().collect(),
+            deriver,
+            registration_time: time,
+            ca,
+        }))
+    }
+
+    fn corrupt(&self, detail: String) -> Error {
+        Error::Corrupt { path: self.path.clone(), detail }
+    }
+
+    fn parse_path(&self, text: &str) -> Result<StorePath, Error> {
+        StorePath::from_base_name(text).map_err(|e| self.corrupt(format!("bad path `{text}`: {e}")))
+    }
+
+    fn paths_of(&self, sql: &str, id: i64) -> Result<Vec<StorePath>, Error> {
+        let mut stmt = self.conn.prepare_cached(sql).map_err(self.err("querying paths"))?;
+        let names = stmt
+            .query_map([id], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(self.err("querying paths"))?;
+        names.iter().map(|n| self.parse_path(n)).collect()
+    }
+
+    fn id_of(&self, path: &StorePath) -> Result<Option<i64>, Error> {
+        self.conn
+            .prepare_cached("SELECT id FROM valid_paths WHERE path = ?1")
+            .and_then(|mut s| s.query_row([path.to_string()], |r| r.get(0)).optional())
+            .map_err(self.err("looking up a path"))
+    }
+
+    /// Registers a path with its references and, for a derivation, its outputs, in one
+    /// transaction. Registering an already valid path changes nothing and returns `false`.
+    pub(crate) fn register(
+        &mut self,
+        info: &PathInfo,
+        drv_outputs: &[(String, StorePath)],
+    ) -> Result<bool, Error> {
+        let path = self.path.clone();
+        let err = |op| err_at(&path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("starting a registration"))?;
+        let name = info.path.to_string();
+        let exists = tx
+            .prepare_cached("SELECT 1 FROM valid_paths WHERE path = ?1")
+            .and_then(|mut s| s.exists([&name]))
+            .map_err(err("checking a path"))?;
+        if exists {
+            return Ok(false);
+        }
+        tx.prepare_cached(
+            "INSERT INTO valid_paths (path, nar_hash, nar_size, deriver, registration_time, ca)
+             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        )
+        .and_then(|mut s| {
+            s.execute(params![
+                name,
+                info.nar_hash.as_bytes().as_slice(),
+                info.nar_size as i64,
+                info.deriver.as_ref().map(|d| d.to_string()),
+                info.registration_time,
+                info.ca,
+            ])
+        })
+        .map_err(err("registering a path"))?;
+        let id = tx.last_insert_rowid();
+        {
+            let mut lookup = tx
+                .prepare_cached("SELECT id FROM valid_paths WHERE path = ?1")
+                .map_err(err("adding references"))?;
+            let mut insert = tx
+                .prepare_cached("INSERT INTO refs (referrer, reference) VALUES (?1, ?2)")
+                .map_err(err("adding references"))?;
+            for reference in &info.references {
+                let target: Option<i64> = lookup
+                    .query_row([reference.to_string()], |r| r.get(0))
+                    .optional()
+                    .map_err(err("adding references"))?;
+                let target = target.ok_or_else(|| Error::MissingReference {
+                    path: name.clone(),
+                    reference: reference.to_string(),
+                })?;
+                insert.execute([id, target]).map_err(err("adding references"))?;
+            }
+            let mut outputs = tx
+                .prepare_cached(
+                    "INSERT INTO derivation_outputs (drv, output, path) VALUES (?1, ?2, ?3)",
+                )
+                .map_err(err("adding derivation outputs"))?;
+            for (output, out_path) in drv_outputs {
+                outputs
+                    .execute(params![id, output, out_path.to_string()])
+                    .map_err(err("adding derivation outputs"))?;
+            }
+        }
+        tx.commit().map_err(err("committing a registration"))?;
+        Ok(true)
+    }
+
+    pub(crate) fn referrers(&self, path: &StorePath) -> Result<Vec<StorePath>, Error> {
+        let Some(id) = self.id_of(path)? else { return Ok(Vec::new()) };
+        self.paths_of(
+            "SELECT v.path FROM refs r JOIN valid_paths v ON v.id = r.referrer WHERE r.reference = ?1 ORDER BY v.path",
+            id,
+        )
+    }
+
+    /// Returns the closure of `roots` under references, sorted by path, and its total NAR size.
+    pub(crate) fn closure(&self, roots: &[StorePath]) -> Result<(Vec<StorePath>, u64), Error> {
+        let err = self.err("computing a closure");
+        // The roots go in as one JSON array so that one statement serves any number of them.
+        let json =
+            format!("[{}]", roots.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(","));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "WITH RECURSIVE closure(id) AS (
+                     SELECT v.id FROM valid_paths v JOIN json_each(?1) j ON v.path = j.value
+                     UNION
+                     SELECT r.reference FROM refs r JOIN closure c ON r.referrer = c.id
+                 )
+                 SELECT v.path, v.nar_size FROM valid_paths v JOIN closure c ON v.id = c.id ORDER BY v.path",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([json], |r| Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        let size = rows.iter().map(|(_, s)| *s as u64).sum();
+        let paths = rows.iter().map(|(p, _)| self.parse_path(p)).collect::<Result<_, _>>()?;
+        Ok((paths, size))
+    }
+
+    pub(crate) fn derivation_outputs(
+        &self,
+        drv: &StorePath,
+    ) -> Result<Vec<(String, StorePath)>, Error> {
+        let err = self.err("reading derivation outputs");
+        let Some(id) = self.id_of(drv)? else { return Ok(Vec::new()) };
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT output, path FROM derivation_outputs WHERE drv = ?1 ORDER BY output",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([id], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        rows.into_iter().map(|(o, p)| Ok((o, self.parse_path(&p)?))).collect()
+    }
+
+    pub(crate) fn record_build(&mut self, trace: &BuildTrace) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO build_trace (drv_path, output, output_path, nar_hash, finished_at, duration_ms)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+            )
+            .and_then(|mut s| {
+                s.execute(params![
+                    trace.drv_path.to_string(),
+                    trace.output,
+                    trace.output_path.to_string(),
+                    trace.nar_hash.as_bytes().as_slice(),
+                    trace.finished_at,
+                    trace.duration_ms as i64,
+                ])
+            })
+            .map_err(self.err("recording a build"))?;
+        Ok(())
+    }
+
+    /// Returns the most recent build of a derivation's output.
+    pub(crate) fn last_build(
+        &self,
+        drv: &StorePath,
+        output: &str,
+    ) -> Result<Option<BuildTrace>, Error> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT output_path, nar_hash, finished_at, duration_ms FROM build_trace
+                 WHERE drv_path = ?1 AND output = ?2 ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![drv.to_string(), output], |r| {
+                    Ok((
+                        r.get::<_, String>(0)?,
+                        r.get::<_, Vec<u8>>(1)?,
+                        r.get::<_, i64>(2)?,
+                        r.get::<_, i64>(3)?,
+                    ))
+                })
+                .optional()
+            })
+            .map_err(self.err("reading the build trace"))?;
+        let Some((out, hash, finished_at, duration)) = row else { return Ok(None) };
+        let nar_hash = Blake3Hash::from_slice(&hash)
+            .ok_or_else(|| self.corrupt(format!("build trace of `{drv}` has a bad hash")))?;
+        Ok(Some(BuildTrace {
+            drv_path: drv.clone(),
+            output: output.to_owned(),
+            output_path: self.parse_path(&out)?,
+            nar_hash,
+            finished_at,
+            duration_ms: duration as u64,
+        }))
+    }
+
+    /// Returns every registered path, sorted.
+    pub(crate) fn all_paths(&self) -> Result<Vec<StorePath>, Error> {
+        let err = self.err("listing paths");
+        let mut stmt =
+            self.conn.prepare_cached("SELECT path FROM valid_paths ORDER BY path").map_err(&err)?;
+        let names = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        names.iter().map(|n| self.parse_path(n)).collect()
+    }
+}
+
+fn err_at(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
+    let path = path.to_owned();
+    move |source| Error::Db { op, path, source }
+}

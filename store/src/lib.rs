@@ -1,0 +1,345 @@
+//! The content-addressed store: store paths, NAR archives, `.drv` files and the SQLite database
+//! that says which paths are valid.
+//!
+//! A store lives in one root folder:
+//!
+//! - `store/` holds the store paths, each read-only and normalised;
+//! - `db.sqlite` is the database (valid paths, references, derivation outputs, build trace);
+//! - `locks/` holds one lock file per path being written;
+//! - `tmp/` holds paths while they are being written, before they are renamed into `store/`;
+//! - `logs/` and `gcroots/` are for build logs and garbage-collector roots.
+//!
+//! Invariant: a path is valid if and only if the database registers it, and a registered path
+//! is complete on disk. Writing goes copy to `tmp/`, normalise, hash, rename into `store/`,
+//! register, all under the path's lock, so a crash at any point leaves either a valid path or
+//! debris that the next writer of that path removes.
+
+mod db;
+mod derivation;
+mod error;
+mod fsutil;
+mod hash;
+mod lock;
+pub mod nar;
+pub mod nix32;
+mod path;
+
+use std::collections::BTreeSet;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+pub use db::{BuildTrace, PathInfo, SCHEMA_VERSION};
+pub use derivation::{Derivation, DerivationOutput, parse as parse_derivation};
+pub use error::Error;
+use error::IoContext;
+pub use hash::{Blake3Hash, HashingWriter};
+pub use lock::LockFile;
+pub use path::{DIGEST_BYTES, DIGEST_CHARS, MAX_NAME_LEN, StoreDir, StorePath, check_name};
+
+/// An open store.
+pub struct Store {
+    root: PathBuf,
+    dir: StoreDir,
+    db: Mutex<db::Db>,
+}
+
+impl Store {
+    /// Opens the store at `root`, creating its folders and database on first use.
+    pub fn open(root: &Path) -> Result<Store, Error> {
+        std::fs::create_dir_all(root).at("create the store root", root)?;
+        let root = std::fs::canonicalize(root).at("resolve the store root", root)?;
+        for sub in ["store", "locks", "tmp", "logs", "gcroots"] {
+            let p = root.join(sub);
+            std::fs::create_dir_all(&p).at("create the folder", &p)?;
+        }
+        let dir = StoreDir::new(&root.join("store"))?;
+        let db = db::Db::open(&root.join("db.sqlite"))?;
+        tracing::debug!(root = %root.display(), "opened the store");
+        Ok(Store { root, dir, db: Mutex::new(db) })
+    }
+
+    /// Returns the store's root folder.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// Returns the folder of store paths.
+    pub fn dir(&self) -> &StoreDir {
+        &self.dir
+    }
+
+    fn db(&self) -> MutexGuard<'_, db::Db> {
+        // A panic while holding the lock leaves no half-done transaction behind (SQLite rolls
+        // it back), so the database is still usable.
+        self.db.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Returns the absolute text of a store path.
+    pub fn render(&self, path: &StorePath) -> String {
+        self.dir.render(path)
+    }
+
+    /// Returns where a store path is on disk.
+    pub fn locate(&self, path: &StorePath) -> PathBuf {
+        self.dir.locate(path)
+    }
+
+    /// Resolves a command-line argument to a store path: an absolute path in the store (or a
+    /// file inside one), or a file or link elsewhere (such as `./result`) that resolves into
+    /// the store.
+    pub fn resolve(&self, arg: &str) -> Result<StorePath, Error> {
+        if let Ok((path, _)) = self.dir.split(arg) {
+            return Ok(path);
+        }
+        let real = std::fs::canonicalize(arg).at("resolve", arg)?;
+        let text = real.to_str().ok_or_else(|| Error::NotInStore {
+            path: arg.to_owned(),
+            store: self.dir.as_str().to_owned(),
+        })?;
+        self.dir.split(text).map(|(path, _)| path).map_err(|_| Error::NotInStore {
+            path: arg.to_owned(),
+            store: self.dir.as_str().to_owned(),
+        })
+    }
+
+    /// Tells whether a path is valid (registered, hence complete on disk).
+    pub fn is_valid(&self, path: &StorePath) -> Result<bool, Error> {
+        self.db().is_valid(path)
+    }
+
+    /// Returns what the store knows of a path, or `None` if it is not valid.
+    pub fn query_info(&self, path: &StorePath) -> Result<Option<PathInfo>, Error> {
+        self.db().query_info(path)
+    }
+
+    fn require_info(&self, path: &StorePath) -> Result<PathInfo, Error> {
+        self.query_info(path)?.ok_or_else(|| Error::NotValid { path: self.render(path) })
+    }
+
+    /// Returns the paths a valid path refers to.
+    pub fn references(&self, path: &StorePath) -> Result<BTreeSet<StorePath>, Error> {
+        Ok(self.require_info(path)?.references)
+    }
+
+    /// Returns the valid paths that refer to a valid path.
+    pub fn referrers(&self, path: &StorePath) -> Result<Vec<StorePath>, Error> {
+        self.require_valid(path)?;
+        self.db().referrers(path)
+    }
+
+    fn require_valid(&self, path: &StorePath) -> Result<(), Error> {
+        if self.is_valid(path)? { Ok(()) } else { Err(Error::NotValid { path: self.render(path) }) }
+    }
+
+    /// Returns the closure of valid paths under references, sorted, with its total NAR size.
+    pub fn closure(&self, roots: &[StorePath]) -> Result<(Vec<StorePath>, u64), Error> {
+        for root in roots {
+            self.require_valid(root)?;
+        }
+        self.db().closure(roots)
+    }
+
+    /// Returns every valid path, sorted.
+    pub fn all_paths(&self) -> Result<Vec<StorePath>, Error> {
+        self.db().all_paths()
+    }
+
+    /// Writes the NAR of a valid path.
+    pub fn dump(&self, path: &StorePath, out: impl Write) -> Result<(), Error> {
+        self.require_valid(path)?;
+        nar::dump_to(&self.locate(path), out)
+    }
+
+    /// Adds a file, folder or symlink as it is (no references), named after its last component
+    /// unless `name` says otherwise, and returns its store path.
+    pub fn add_path(&self, src: &Path, name: Option<&str>) -> Result<StorePath, Error> {
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => src
+                .file_name()
+                .and_then(|n| n.to_str())
+                .ok_or_else(|| Error::BadName {
+                    name: src.display().to_string(),
+                    reason: "the file has no name to use".into(),
+                })?
+                .to_owned(),
+        };
+        path::check_name(&name)?;
+        let (nar_hash, nar_size) = nar::hash_path(src)?;
+        let path = self.dir.make_source_path(&nar_hash, &name, [], false)?;
+        if self.is_valid(&path)? {
+            return Ok(path);
+        }
+        let info = self.new_info(&path, nar_hash, nar_size, BTreeSet::new(), Some("source"));
+        self.install(&info, &[], |tmp| {
+            fsutil::copy_tree(src, tmp)?;
+            Ok(())
+        })
+        .map_err(|e| match e {
+            Error::ChangedWhileAdding { .. } => Error::ChangedWhileAdding { path: src.to_owned() },
+            e => e,
+        })?;
+        Ok(path)
+    }
+
+    /// Adds a text file with the references it holds and returns its store path.
+    pub fn add_text(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &BTreeSet<StorePath>,
+    ) -> Result<StorePath, Error> {
+        self.add_text_with_outputs(name, contents, references, &[])
+    }
+
+    fn add_text_with_outputs(
+        &self,
+        name: &str,
+        contents: &[u8],
+        references: &BTreeSet<StorePath>,
+        drv_outputs: &[(String, StorePath)],
+    ) -> Result<StorePath, Error> {
+        let path = self.dir.make_text_path(name, contents, references)?;
+        if self.is_valid(&path)? {
+            return Ok(path);
+        }
+        let (nar_hash, nar_size) = text_nar_hash(contents);
+        let info = self.new_info(&path, nar_hash, nar_size, references.clone(), Some("text"));
+        self.install(&info, drv_outputs, |tmp| std::fs::write(tmp, contents).at("write", tmp))?;
+        Ok(path)
+    }
+
+    /// Writes a derivation as `<name>.drv` and returns its store path. Its references (input
+    /// derivations and sources) must be valid.
+    pub fn write_derivation(&self, name: &str, drv: &Derivation) -> Result<StorePath, Error> {
+        let text = drv.to_aterm(&self.dir);
+        let outputs: Vec<(String, StorePath)> =
+            drv.outputs.iter().filter_map(|(n, o)| Some((n.clone(), o.path.clone()?))).collect();
+        self.add_text_with_outputs(
+            &format!("{name}.drv"),
+            text.as_bytes(),
+            &drv.references(),
+            &outputs,
+        )
+    }
+
+    /// Reads and parses a valid `.drv` store path.
+    pub fn read_derivation(&self, path: &StorePath) -> Result<Derivation, Error> {
+        self.require_valid(path)?;
+        let file = self.locate(path);
+        let text = std::fs::read_to_string(&file).at("read the derivation", &file)?;
+        derivation::parse(&text, &self.dir, &self.render(path))
+    }
+
+    /// Returns the outputs a valid derivation declares with fixed paths, as registered.
+    pub fn derivation_outputs(&self, drv: &StorePath) -> Result<Vec<(String, StorePath)>, Error> {
+        self.require_valid(drv)?;
+        self.db().derivation_outputs(drv)
+    }
+
+    /// Records that a build produced an output with a content hash.
+    pub fn record_build(&self, trace: &BuildTrace) -> Result<(), Error> {
+        self.db().record_build(trace)
+    }
+
+    /// Returns the most recent build of a derivation's output.
+    pub fn last_build(&self, drv: &StorePath, output: &str) -> Result<Option<BuildTrace>, Error> {
+        self.db().last_build(drv, output)
+    }
+
+    fn new_info(
+        &self,
+        path: &StorePath,
+        nar_hash: Blake3Hash,
+        nar_size: u64,
+        references: BTreeSet<StorePath>,
+        ca: Option<&str>,
+    ) -> PathInfo {
+        PathInfo {
+            path: path.clone(),
+            nar_hash,
+            nar_size,
+            references,
+            deriver: None,
+            registration_time: now(),
+            ca: ca.map(str::to_owned),
+        }
+    }
+
+    /// Writes a path through `tmp/` and registers it, under the path's lock. `fill` creates the
+    /// contents at the temporary location it is given; they must hash to `info.nar_hash`.
+    fn install(
+        &self,
+        info: &PathInfo,
+        drv_outputs: &[(String, StorePath)],
+        fill: impl FnOnce(&Path) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        let path = &info.path;
+        let _lock = LockFile::acquire(&self.root.join("locks").join(format!("{path}.lock")))?;
+        // Another process may have finished it while we waited for the lock.
+        if self.is_valid(path)? {
+            return Ok(());
+        }
+
+        // Whatever is on disk under this name now is unregistered, hence untrusted debris of a
+        // writer that died; so is any temporary copy, since only the lock holder makes those.
+        let target = self.locate(path);
+        fsutil::remove_tree(&target)?;
+        self.remove_temporaries(path)?;
+
+        let tmp = self.root.join("tmp").join(format!("{path}.{}", std::process::id()));
+        let result = self.write_checked(info, &tmp, fill);
+        if result.is_err() {
+            fsutil::remove_tree(&tmp)?;
+            return result;
+        }
+
+        std::fs::rename(&tmp, &target).at("move into the store", &target)?;
+        fsutil::sync_path(self.dir.as_path())?;
+        self.db().register(info, drv_outputs)?;
+        tracing::debug!(path = %path, "registered");
+        Ok(())
+    }
+
+    fn write_checked(
+        &self,
+        info: &PathInfo,
+        tmp: &Path,
+        fill: impl FnOnce(&Path) -> Result<(), Error>,
+    ) -> Result<(), Error> {
+        fill(tmp)?;
+        fsutil::normalise(tmp)?;
+        let (hash, size) = nar::hash_path(tmp)?;
+        if (hash, size) != (info.nar_hash, info.nar_size) {
+            return Err(Error::ChangedWhileAdding { path: tmp.to_owned() });
+        }
+        // One call flushes the whole tree's data before the rename makes it visible.
+        let file = std::fs::File::open(self.root.join("tmp")).at("open", self.root.join("tmp"))?;
+        nix::unistd::syncfs(&file).map_err(std::io::Error::from).at("sync the file system of", tmp)
+    }
+
+    fn remove_temporaries(&self, path: &StorePath) -> Result<(), Error> {
+        let tmp_dir = self.root.join("tmp");
+        let prefix = format!("{path}.");
+        for entry in std::fs::read_dir(&tmp_dir).at("list the folder", &tmp_dir)? {
+            let entry = entry.at("list the folder", &tmp_dir)?;
+            if entry.file_name().to_str().is_some_and(|n| n.starts_with(&prefix)) {
+                fsutil::remove_tree(&entry.path())?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The NAR hash and size of a single regular, non-executable file with these contents.
+fn text_nar_hash(contents: &[u8]) -> (Blake3Hash, u64) {
+    let mut sink = HashingWriter::default();
+    nar::write_regular(&mut sink, contents, false).expect("hashing cannot fail");
+    sink.finish()
+}
+
+fn now() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
+}
