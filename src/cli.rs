@@ -2,6 +2,8 @@
 //! that turns arguments into a call of a library crate.
 
 mod derivation;
+mod eval;
+mod parse;
 mod store;
 
 use std::path::PathBuf;
@@ -29,6 +31,10 @@ enum Command {
     /// Inspect derivations
     #[command(subcommand)]
     Derivation(derivation::Command),
+    /// Evaluate a Nix expression and print its value
+    Eval(eval::Args),
+    /// Check the syntax of a Nix file
+    Parse(parse::Args),
 }
 
 /// What every command may need: where the store is, opened on first use.
@@ -69,5 +75,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Store(cmd) => store::run(cmd, &cx),
         Command::Derivation(cmd) => derivation::run(cmd, &cx),
+        Command::Eval(args) => eval::run(args),
+        Command::Parse(args) => parse::run(args),
     }
 }

@@ -1,0 +1,437 @@
+//! Data formats: `toJSON`/`fromJSON`, `fromTOML` and `toXML` (also used by `kiln eval --xml`
+//! and `--json`).
+
+use std::fmt::Write;
+use std::rc::Rc;
+
+use super::plain_entry;
+use crate::error::ErrorKind;
+use crate::eval::{Evaluator, R, err};
+use crate::lower::Param;
+use crate::syntax::Span;
+use crate::value::{Attrs, Context, NixString, Symbol, Thunk, Value};
+
+// ---- JSON ----
+
+/// Formats a float as nlohmann's JSON writer (used by CppNix) does.
+pub(crate) fn json_float(f: f64) -> String {
+    if !f.is_finite() {
+        return "null".into();
+    }
+    if f == 0.0 {
+        return if f.is_sign_negative() { "-0.0".into() } else { "0.0".into() };
+    }
+    let sci = format!("{:e}", f.abs());
+    let (mant, exp) = sci.split_once('e').unwrap_or((&sci, "0"));
+    let digits: String = mant.chars().filter(|c| c.is_ascii_digit()).collect();
+    let k = digits.len() as i32;
+    let n = exp.parse::<i32>().unwrap_or(0) + 1;
+    let sign = if f < 0.0 { "-" } else { "" };
+    let body = if k <= n && n <= 15 {
+        format!("{digits}{}.0", "0".repeat((n - k) as usize))
+    } else if 0 < n && n <= 15 {
+        format!("{}.{}", &digits[..n as usize], &digits[n as usize..])
+    } else if -4 < n && n <= 0 {
+        format!("0.{}{digits}", "0".repeat((-n) as usize))
+    } else {
+        let e = n - 1;
+        let m = if k == 1 { digits.clone() } else { format!("{}.{}", &digits[..1], &digits[1..]) };
+        format!("{m}e{}{:02}", if e < 0 { '-' } else { '+' }, e.abs())
+    };
+    format!("{sign}{body}")
+}
+
+/// Escapes a string for JSON.
+pub(crate) fn json_string(s: &str, out: &mut String) {
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            c if (c as u32) < 0x20 => {
+                let _ = write!(out, "\\u{:04x}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+impl Evaluator {
+    /// Writes `v` as JSON, forcing it deeply; string contexts are collected in `ctx`.
+    pub fn to_json(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        copy: bool,
+        out: &mut String,
+    ) -> R<()> {
+        match v {
+            Value::Null => out.push_str("null"),
+            Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
+            Value::Int(i) => {
+                let _ = write!(out, "{i}");
+            }
+            Value::Float(f) => out.push_str(&json_float(*f)),
+            Value::String(s) => {
+                s.merge_ctx_into(ctx);
+                json_string(&s.s, out);
+            }
+            Value::Path(p) => {
+                let s = if copy {
+                    self.coerce_to_string(v, span, ctx, true, false)?
+                } else {
+                    p.to_string()
+                };
+                json_string(&s, out);
+            }
+            Value::List(l) => {
+                out.push('[');
+                for (i, t) in l.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    let ev = self.force(t)?;
+                    self.to_json(&ev, span, ctx, copy, out)?;
+                }
+                out.push(']');
+            }
+            Value::Attrs(a) => {
+                if a.contains_key(&Symbol::new("__toString")) {
+                    let s = self.coerce_to_string(v, span, ctx, copy, false)?;
+                    json_string(&s, out);
+                    return Ok(());
+                }
+                if let Some(o) = a.get(&Symbol::new("outPath")) {
+                    let ov = self.force(&o.value.clone())?;
+                    return self.to_json(&ov, span, ctx, copy, out);
+                }
+                out.push('{');
+                for (i, (k, e)) in a.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    json_string(k.as_str(), out);
+                    out.push(':');
+                    let ev = self.force(&e.value.clone())?;
+                    self.to_json(&ev, span, ctx, copy, out).map_err(|mut d| {
+                        d.frames.push(crate::error::Frame {
+                            span: e.pos,
+                            message: format!("while evaluating attribute `{k}`"),
+                        });
+                        d
+                    })?;
+                }
+                out.push('}');
+            }
+            other => {
+                return err(
+                    ErrorKind::Type,
+                    format!("cannot convert {} to JSON", other.type_desc()),
+                    span,
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn prim_to_json(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
+    let v = ev.force(&a[0])?;
+    let mut ctx = Context::new();
+    let mut out = String::new();
+    ev.to_json(&v, span, &mut ctx, true, &mut out)?;
+    Ok(Value::String(NixString::with_ctx(out, ctx)))
+}
+
+fn from_serde(v: serde_json::Value) -> Value {
+    match v {
+        serde_json::Value::Null => Value::Null,
+        serde_json::Value::Bool(b) => Value::Bool(b),
+        serde_json::Value::Number(n) => match n.as_i64() {
+            Some(i) => Value::Int(i),
+            None => Value::Float(n.as_f64().unwrap_or(0.0)),
+        },
+        serde_json::Value::String(s) => Value::string(s),
+        serde_json::Value::Array(items) => {
+            Value::List(Rc::new(items.into_iter().map(|i| Thunk::value(from_serde(i))).collect()))
+        }
+        serde_json::Value::Object(map) => {
+            let a: Attrs = map
+                .into_iter()
+                .map(|(k, v)| (Symbol::new(&k), plain_entry(from_serde(v))))
+                .collect();
+            Value::Attrs(Rc::new(a))
+        }
+    }
+}
+
+pub(super) fn prim_from_json(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
+    let s = ev.force_string(&a[0], span)?;
+    match serde_json::from_str::<serde_json::Value>(&s.s) {
+        Ok(v) => Ok(from_serde(v)),
+        Err(e) => err(ErrorKind::Invalid, format!("while decoding a JSON string: {e}"), span),
+    }
+}
+
+// ---- TOML ----
+
+fn from_toml(v: toml::Value, timestamps: bool, span: Span) -> R<Value> {
+    Ok(match v {
+        toml::Value::String(s) => {
+            if s.contains('\0') {
+                return err(ErrorKind::Invalid, "while parsing TOML: null byte in string", span);
+            }
+            Value::string(s)
+        }
+        toml::Value::Integer(i) => Value::Int(i),
+        toml::Value::Float(f) => Value::Float(f),
+        toml::Value::Boolean(b) => Value::Bool(b),
+        toml::Value::Datetime(d) => {
+            if !timestamps {
+                return err(
+                    ErrorKind::Invalid,
+                    "while parsing TOML: dates and times are not supported (enable the `parse-toml-timestamps` experimental feature)",
+                    span,
+                );
+            }
+            let mut a = Attrs::new();
+            a.insert(Symbol::new("_type"), plain_entry(Value::string("timestamp")));
+            a.insert(Symbol::new("value"), plain_entry(Value::string(d.to_string())));
+            Value::Attrs(Rc::new(a))
+        }
+        toml::Value::Array(items) => {
+            let mut l = Vec::new();
+            for i in items {
+                l.push(Thunk::value(from_toml(i, timestamps, span)?));
+            }
+            Value::List(Rc::new(l))
+        }
+        toml::Value::Table(t) => {
+            let mut a = Attrs::new();
+            for (k, v) in t {
+                if k.contains('\0') {
+                    return err(ErrorKind::Invalid, "while parsing TOML: null byte in key", span);
+                }
+                a.insert(Symbol::new(&k), plain_entry(from_toml(v, timestamps, span)?));
+            }
+            Value::Attrs(Rc::new(a))
+        }
+    })
+}
+
+pub(super) fn prim_from_toml(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
+    let s = ev.force_string(&a[0], span)?;
+    let timestamps = ev.opts.experimental.iter().any(|f| f == "parse-toml-timestamps");
+    match s.s.parse::<toml::Table>() {
+        Ok(t) => from_toml(toml::Value::Table(t), timestamps, span),
+        Err(e) => err(ErrorKind::Invalid, format!("while parsing TOML: {}", e.message()), span),
+    }
+}
+
+// ---- XML ----
+
+fn xml_escape(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\n' => out.push_str("&#xA;"),
+            '\r' => out.push_str("&#xD;"),
+            '\t' => out.push_str("&#x9;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+struct XmlWriter {
+    out: String,
+    indent: usize,
+}
+
+impl XmlWriter {
+    fn attrs(attrs: &[(&str, String)]) -> String {
+        let mut sorted: Vec<&(&str, String)> = attrs.iter().collect();
+        sorted.sort_by(|a, b| a.0.cmp(b.0));
+        sorted.iter().map(|(k, v)| format!(" {k}=\"{}\"", xml_escape(v))).collect()
+    }
+
+    fn empty(&mut self, name: &str, attrs: &[(&str, String)]) {
+        let _ = writeln!(self.out, "{}<{name}{} />", "  ".repeat(self.indent), Self::attrs(attrs));
+    }
+
+    fn open(&mut self, name: &str, attrs: &[(&str, String)]) {
+        let _ = writeln!(self.out, "{}<{name}{}>", "  ".repeat(self.indent), Self::attrs(attrs));
+        self.indent += 1;
+    }
+
+    fn close(&mut self, name: &str) {
+        self.indent -= 1;
+        let _ = writeln!(self.out, "{}</{name}>", "  ".repeat(self.indent));
+    }
+}
+
+impl Evaluator {
+    /// Renders `v` as CppNix's XML (without source locations), forcing it deeply.
+    pub fn to_xml(&mut self, v: &Value, span: Span, ctx: &mut Context) -> R<String> {
+        let mut w =
+            XmlWriter { out: String::from("<?xml version='1.0' encoding='utf-8'?>\n"), indent: 0 };
+        w.open("expr", &[]);
+        let mut seen = std::collections::HashSet::new();
+        self.xml_value(v, span, ctx, &mut w, &mut seen)?;
+        w.close("expr");
+        Ok(w.out)
+    }
+
+    fn xml_attrs(
+        &mut self,
+        a: &Attrs,
+        span: Span,
+        ctx: &mut Context,
+        w: &mut XmlWriter,
+        seen: &mut std::collections::HashSet<usize>,
+    ) -> R<()> {
+        for (k, e) in a.iter() {
+            w.open("attr", &[("name", k.to_string())]);
+            let v = self.force(&e.value.clone())?;
+            self.xml_value(&v, span, ctx, w, seen)?;
+            w.close("attr");
+        }
+        Ok(())
+    }
+
+    fn xml_value(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        w: &mut XmlWriter,
+        seen: &mut std::collections::HashSet<usize>,
+    ) -> R<()> {
+        match v {
+            Value::Null => w.empty("null", &[]),
+            Value::Bool(b) => w.empty("bool", &[("value", b.to_string())]),
+            Value::Int(i) => w.empty("int", &[("value", i.to_string())]),
+            Value::Float(f) => w.empty("float", &[("value", crate::print::format_float(*f))]),
+            Value::String(s) => {
+                s.merge_ctx_into(ctx);
+                w.empty("string", &[("value", s.s.to_string())]);
+            }
+            Value::Path(p) => w.empty("path", &[("value", p.to_string())]),
+            Value::List(l) => {
+                if l.is_empty() {
+                    w.empty("list", &[]);
+                    return Ok(());
+                }
+                w.open("list", &[]);
+                for t in l.iter() {
+                    let ev = self.force(t)?;
+                    self.xml_value(&ev, span, ctx, w, seen)?;
+                }
+                w.close("list");
+            }
+            Value::Attrs(a) => {
+                if self.is_derivation(a)? {
+                    let mut xa = Vec::new();
+                    let mut drv_path = None;
+                    if let Some(e) = a.get(&Symbol::new("drvPath")) {
+                        let dv = self.force(&e.value.clone())?;
+                        if let Value::String(s) = &dv {
+                            s.merge_ctx_into(ctx);
+                            xa.push(("drvPath", s.s.to_string()));
+                            drv_path = Some(s.s.to_string());
+                        }
+                    }
+                    if let Some(e) = a.get(&Symbol::new("outPath")) {
+                        let ov = self.force(&e.value.clone())?;
+                        if let Value::String(s) = &ov {
+                            s.merge_ctx_into(ctx);
+                            xa.push(("outPath", s.s.to_string()));
+                        }
+                    }
+                    w.open("derivation", &xa);
+                    let key = Rc::as_ptr(a) as *const u8 as usize;
+                    if drv_path.is_some() && !seen.insert(key) {
+                        w.empty("repeated", &[]);
+                    } else {
+                        self.xml_attrs(a, span, ctx, w, seen)?;
+                    }
+                    w.close("derivation");
+                    return Ok(());
+                }
+                if a.is_empty() {
+                    w.empty("attrs", &[]);
+                    return Ok(());
+                }
+                w.open("attrs", &[]);
+                self.xml_attrs(a, span, ctx, w, seen)?;
+                w.close("attrs");
+            }
+            Value::Lambda(c) => {
+                w.open("function", &[]);
+                match &c.def.param {
+                    Param::Ident(n) => w.empty("varpat", &[("name", n.to_string())]),
+                    Param::Formals { entries, ellipsis, bind } => {
+                        let mut xa = Vec::new();
+                        if *ellipsis {
+                            xa.push(("ellipsis", "1".to_string()));
+                        }
+                        if let Some(b) = bind {
+                            xa.push(("name", b.to_string()));
+                        }
+                        if entries.is_empty() {
+                            w.empty("attrspat", &xa);
+                        } else {
+                            w.open("attrspat", &xa);
+                            let mut names: Vec<&Symbol> = entries.iter().map(|e| &e.0).collect();
+                            names.sort();
+                            for n in names {
+                                w.empty("attr", &[("name", n.to_string())]);
+                            }
+                            w.close("attrspat");
+                        }
+                    }
+                }
+                w.close("function");
+            }
+            Value::PrimOp(_) | Value::PrimOpApp(_) => w.empty("unevaluated", &[]),
+        }
+        Ok(())
+    }
+}
+
+pub(super) fn prim_to_xml(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
+    let v = ev.force(&a[0])?;
+    let mut ctx = Context::new();
+    let s = ev.to_xml(&v, span, &mut ctx)?;
+    Ok(Value::String(NixString::with_ctx(s, ctx)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::json_float;
+
+    #[test]
+    fn json_floats_match_nlohmann() {
+        for (f, s) in [
+            (1.44, "1.44"),
+            (1.0, "1.0"),
+            (1e20, "1e+20"),
+            (0.001, "0.001"),
+            (-2.5, "-2.5"),
+            (1e-5, "1e-05"),
+        ] {
+            assert_eq!(json_float(f), s);
+        }
+    }
+}

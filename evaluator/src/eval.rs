@@ -1,0 +1,1124 @@
+//! The lazy interpreter: evaluates lowered expressions ([`crate::lower::Expr`]) in environments
+//! of thunks, applies functions, and implements the operators, equality, comparison and the
+//! coercion of values to strings.
+//!
+//! Every thunk is evaluated at most once; a thunk that is entered again while it is being
+//! evaluated is infinite recursion. The depth of nested evaluation is counted, so endless
+//! recursion ends in an error with a position rather than a crashed process (the command line
+//! runs evaluation on a thread with a large stack).
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::rc::Rc;
+
+use crate::error::{Diagnostic, ErrorKind, Frame};
+use crate::io::EvalIo;
+use crate::lower::{self, AttrsDef, BinOp, Expr, ExprKind, Key, Param, Part, Var};
+use crate::syntax::{FileId, SourceMap, Span};
+use crate::value::{
+    AttrEntry, Attrs, Closure, Context, ContextElem, Env, NixString, PrimOpApp, Symbol, Thunk,
+    ThunkState, Value,
+};
+
+/// The result type of evaluation.
+pub type R<T> = Result<T, Box<Diagnostic>>;
+
+/// Builds an error.
+pub(crate) fn err<T>(kind: ErrorKind, msg: impl Into<String>, span: Span) -> R<T> {
+    Err(Box::new(Diagnostic::new(kind, msg, Some(span))))
+}
+
+/// Options of an evaluation session.
+#[derive(Clone, Debug, Default)]
+pub struct EvalOptions {
+    /// Search path entries from `-I` (each `prefix=path` or a plain path), before `NIX_PATH`.
+    pub search_path: Vec<String>,
+    /// `NIX_PATH` entries.
+    pub nix_path: Vec<String>,
+    /// `$HOME`, for `~/` paths.
+    pub home: Option<String>,
+    /// The value of `builtins.currentSystem`.
+    pub system: String,
+    /// Maximum depth of function calls (CppNix's `max-call-depth`).
+    pub max_call_depth: usize,
+    /// Whether `getEnv`, `currentTime` and friends see the real world.
+    pub impure: bool,
+    /// Enabled experimental features (`parse-toml-timestamps`, ...).
+    pub experimental: Vec<String>,
+}
+
+/// Maximum depth of nested expression evaluation, independent of function calls.
+const MAX_EVAL_DEPTH: usize = 100_000;
+
+/// An evaluation session: source files, the base environment, the import cache and the I/O.
+pub struct Evaluator {
+    /// Every source text read so far.
+    pub sources: SourceMap,
+    pub(crate) io: Box<dyn EvalIo>,
+    pub(crate) opts: EvalOptions,
+    pub(crate) base_env: Rc<Env>,
+    pub(crate) base_names: HashMap<Symbol, u32>,
+    pub(crate) builtins_attrs: Option<Rc<Attrs>>,
+    pub(crate) import_cache: HashMap<String, Value>,
+    pub(crate) lints: lower::Lints,
+    pub(crate) warnings: Vec<Diagnostic>,
+    depth: usize,
+    call_depth: usize,
+}
+
+impl Evaluator {
+    /// A session with the given I/O and options.
+    pub fn new(io: Box<dyn EvalIo>, mut opts: EvalOptions) -> Evaluator {
+        if opts.max_call_depth == 0 {
+            opts.max_call_depth = 10_000;
+        }
+        let mut ev = Evaluator {
+            sources: SourceMap::default(),
+            io,
+            opts,
+            base_env: Env::new(Vec::new(), None),
+            base_names: HashMap::new(),
+            builtins_attrs: None,
+            import_cache: HashMap::new(),
+            lints: lower::Lints::default(),
+            warnings: Vec::new(),
+            depth: 0,
+            call_depth: 0,
+        };
+        crate::builtins::install(&mut ev);
+        ev
+    }
+
+    /// Parses and lowers `text` as file `name`, relative paths resolved against `base_dir`.
+    pub fn load(
+        &mut self,
+        name: String,
+        path: Option<PathBuf>,
+        text: Rc<str>,
+        base_dir: &Path,
+    ) -> Result<Rc<Expr>, Vec<Diagnostic>> {
+        self.load_scoped(name, path, text, base_dir, None)
+    }
+
+    pub(crate) fn load_scoped(
+        &mut self,
+        name: String,
+        path: Option<PathBuf>,
+        text: Rc<str>,
+        base_dir: &Path,
+        extra: Option<HashMap<Symbol, u32>>,
+    ) -> Result<Rc<Expr>, Vec<Diagnostic>> {
+        let file = self.sources.add(name, path, text.clone());
+        let (root, syntax_errors) = crate::syntax::parse(file, &text);
+        if !syntax_errors.is_empty() {
+            return Err(syntax_errors
+                .into_iter()
+                .map(|e| Diagnostic::new(ErrorKind::Syntax, e.message, Some(e.span)))
+                .collect());
+        }
+        let sources = &self.sources;
+        let describe = |s: Span| sources.describe(s);
+        let ctx = lower::LowerCtx {
+            file,
+            base_dir,
+            base: &self.base_names,
+            extra,
+            describe: &describe,
+            lints: self.lints,
+        };
+        let (expr, errors, warnings) = lower::lower(&ctx, &root);
+        for w in warnings {
+            let mut d = Diagnostic::new(ErrorKind::Static, w.message, Some(w.span));
+            d.code = w.code;
+            self.warnings.push(d);
+        }
+        if errors.is_empty() {
+            Ok(expr)
+        } else {
+            Err(errors
+                .into_iter()
+                .map(|e| {
+                    let mut d = Diagnostic::new(ErrorKind::Static, e.message, Some(e.span));
+                    d.code = e.code;
+                    d
+                })
+                .collect())
+        }
+    }
+
+    /// Evaluates a loaded expression to weak head normal form.
+    pub fn eval_root(&mut self, e: &Rc<Expr>) -> R<Value> {
+        let env = self.base_env.clone();
+        self.eval(e, &env)
+    }
+
+    /// The source map file of a span.
+    pub fn file_of(&self, span: Span) -> FileId {
+        span.file
+    }
+
+    // ---- forcing ----
+
+    /// Forces a thunk to weak head normal form.
+    pub fn force(&mut self, t: &Thunk) -> R<Value> {
+        if let ThunkState::Done(v) = &*t.0.borrow() {
+            return Ok(v.clone());
+        }
+        let state = std::mem::replace(&mut *t.0.borrow_mut(), ThunkState::Blackhole);
+        match state {
+            ThunkState::Pending(e, env) => match self.eval(&e, &env) {
+                Ok(v) => {
+                    *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                    Ok(v)
+                }
+                Err(mut d) => {
+                    if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {
+                        d.span = Some(e.span);
+                    }
+                    *t.0.borrow_mut() = ThunkState::Pending(e, env);
+                    Err(d)
+                }
+            },
+            ThunkState::Apply(f, a, b) => {
+                let span = self.dummy_span();
+                let r = match &b {
+                    None => self.call(&f, a.clone(), span),
+                    Some(b) => self.call2(&f, a.clone(), b.clone(), span),
+                };
+                match r {
+                    Ok(v) => {
+                        *t.0.borrow_mut() = ThunkState::Done(v.clone());
+                        Ok(v)
+                    }
+                    Err(d) => {
+                        *t.0.borrow_mut() = ThunkState::Apply(f, a, b);
+                        Err(d)
+                    }
+                }
+            }
+            ThunkState::Blackhole => Err(Box::new(Diagnostic::new(
+                ErrorKind::InfiniteRecursion,
+                "infinite recursion encountered",
+                None,
+            ))),
+            ThunkState::Done(_) => unreachable!("checked above"),
+        }
+    }
+
+    pub(crate) fn dummy_span(&self) -> Span {
+        Span { file: FileId(0), start: 0, end: 0 }
+    }
+
+    /// Makes a thunk for `e` in `env`, without allocating for literals and variables.
+    pub(crate) fn thunk(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> Thunk {
+        match &e.kind {
+            ExprKind::Lit(v) => Thunk::value(v.clone()),
+            ExprKind::Var(Var::Local { depth, idx }) => lookup_slot(env, *depth, *idx),
+            ExprKind::Lambda(def) => {
+                Thunk::value(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() })))
+            }
+            _ => Thunk::pending(e.clone(), env.clone()),
+        }
+    }
+
+    // ---- evaluation ----
+
+    /// Evaluates `e` in `env` to weak head normal form.
+    pub(crate) fn eval(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
+        self.depth += 1;
+        if self.depth > MAX_EVAL_DEPTH {
+            self.depth -= 1;
+            return err(
+                ErrorKind::StackOverflow,
+                "stack overflow; max-call-depth exceeded",
+                e.span,
+            );
+        }
+        let r = self.eval_inner(e, env);
+        self.depth -= 1;
+        r
+    }
+
+    fn eval_inner(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
+        let span = e.span;
+        match &e.kind {
+            ExprKind::Lit(v) => Ok(v.clone()),
+            ExprKind::Var(Var::Local { depth, idx }) => {
+                let t = lookup_slot(env, *depth, *idx);
+                self.force(&t).map_err(|mut d| {
+                    if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {
+                        d.span = Some(span);
+                    }
+                    d
+                })
+            }
+            ExprKind::Var(Var::With(name)) => {
+                let t = self.lookup_with(env, name, span)?;
+                self.force(&t)
+            }
+            ExprKind::Str(parts) => {
+                let mut out = String::new();
+                let mut ctx = Context::new();
+                for p in parts {
+                    match p {
+                        Part::Lit(s) => out.push_str(s),
+                        Part::Expr(x) => {
+                            let v = self.eval(x, env)?;
+                            let s = self.coerce_to_string(&v, x.span, &mut ctx, true, false)?;
+                            out.push_str(&s);
+                        }
+                    }
+                }
+                Ok(Value::String(NixString::with_ctx(out, ctx)))
+            }
+            ExprKind::Path(parts) => {
+                let mut out = String::new();
+                for p in parts {
+                    match p {
+                        Part::Lit(s) => out.push_str(s),
+                        Part::Expr(x) => {
+                            let v = self.eval(x, env)?;
+                            let mut ctx = Context::new();
+                            let s = self.coerce_to_string(&v, x.span, &mut ctx, false, false)?;
+                            if !ctx.is_empty() {
+                                return err(
+                                    ErrorKind::Type,
+                                    "a string that refers to a store path cannot be appended to a path",
+                                    x.span,
+                                );
+                            }
+                            out.push_str(&s);
+                        }
+                    }
+                }
+                if out.starts_with("~/") {
+                    let home = self.opts.home.clone().unwrap_or_else(|| "/homeless-shelter".into());
+                    out = format!("{home}{}", &out[1..]);
+                }
+                Ok(Value::Path(lower::canon_path(&out).into()))
+            }
+            ExprKind::HomePath(rest) => {
+                let home = self.opts.home.clone().unwrap_or_else(|| "/homeless-shelter".into());
+                Ok(Value::Path(lower::canon_path(&format!("{home}/{rest}")).into()))
+            }
+            ExprKind::Select(target, keys, default) => {
+                let mut v = self.eval(target, env)?;
+                for key in keys {
+                    let name = self.key_name(key, env)?;
+                    match &v {
+                        Value::Attrs(a) => match a.get(&name) {
+                            Some(entry) => {
+                                let t = entry.value.clone();
+                                v = self.force(&t)?;
+                            }
+                            None => {
+                                if let Some(d) = default {
+                                    return self.eval(d, env);
+                                }
+                                return self.missing_attr(&name, a, span);
+                            }
+                        },
+                        other => {
+                            if let Some(d) = default {
+                                return self.eval(d, env);
+                            }
+                            return err(
+                                ErrorKind::Type,
+                                format!(
+                                    "expected a set but found {}: {}",
+                                    other.type_desc(),
+                                    crate::print::short(other)
+                                ),
+                                span,
+                            );
+                        }
+                    }
+                }
+                Ok(v)
+            }
+            ExprKind::HasAttr(target, keys) => {
+                let mut v = self.eval(target, env)?;
+                for key in keys {
+                    let name = self.key_name(key, env)?;
+                    match &v {
+                        Value::Attrs(a) => match a.get(&name) {
+                            Some(entry) => {
+                                let t = entry.value.clone();
+                                v = self.force(&t)?;
+                            }
+                            None => return Ok(Value::Bool(false)),
+                        },
+                        _ => return Ok(Value::Bool(false)),
+                    }
+                }
+                Ok(Value::Bool(true))
+            }
+            ExprKind::Attrs(def) => self.build_attrs(def, env),
+            ExprKind::List(items) => {
+                let list: Vec<Thunk> = items.iter().map(|i| self.thunk(i, env)).collect();
+                Ok(Value::List(Rc::new(list)))
+            }
+            ExprKind::Lambda(def) => {
+                Ok(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() })))
+            }
+            ExprKind::Apply(f, x) => {
+                let fv = self.eval(f, env)?;
+                let arg = self.thunk(x, env);
+                self.call(&fv, arg, span)
+            }
+            ExprKind::Let(def, body) => {
+                let frame = self.rec_frame(def, env);
+                self.eval(body, &frame)
+            }
+            ExprKind::With(ns, body) => {
+                let t = self.thunk(ns, env);
+                let frame = Rc::new(Env {
+                    slots: std::cell::RefCell::new(Vec::new()),
+                    parent: Some(env.clone()),
+                    with: Some(t),
+                });
+                self.eval(body, &frame)
+            }
+            ExprKind::If(c, t, f) => {
+                let cv = self.eval(c, env)?;
+                match cv {
+                    Value::Bool(true) => self.eval(t, env),
+                    Value::Bool(false) => self.eval(f, env),
+                    other => self.type_err("a Boolean", &other, c.span),
+                }
+            }
+            ExprKind::Assert(c, body) => {
+                let cv = self.eval(c, env)?;
+                match cv {
+                    Value::Bool(true) => self.eval(body, env),
+                    Value::Bool(false) => {
+                        let text = self.source_text(c.span);
+                        err(ErrorKind::Assert, format!("assertion '{text}' failed"), span)
+                    }
+                    other => self.type_err("a Boolean", &other, c.span),
+                }
+            }
+            ExprKind::Not(x) => match self.eval(x, env)? {
+                Value::Bool(b) => Ok(Value::Bool(!b)),
+                other => self.type_err("a Boolean", &other, x.span),
+            },
+            ExprKind::Neg(x) => {
+                let v = self.eval(x, env)?;
+                self.arith(BinOp::Sub, Value::Int(0), v, span)
+            }
+            ExprKind::Bin(op, l, r) => self.binop(*op, l, r, env, span),
+            ExprKind::CurPos => Ok(self.pos_attrs(span)),
+            ExprKind::Error(msg) => err(ErrorKind::Static, msg.to_string(), span),
+        }
+    }
+
+    pub(crate) fn source_text(&self, span: Span) -> String {
+        let f = self.sources.get(span.file);
+        f.text.get(span.start as usize..span.end as usize).unwrap_or("").to_string()
+    }
+
+    /// `{ file, line, column }` of a span, as `__curPos` and `unsafeGetAttrPos` give it.
+    pub(crate) fn pos_attrs(&self, span: Span) -> Value {
+        let f = self.sources.get(span.file);
+        let (line, col) = f.line_col(span.start);
+        let mut a = Attrs::new();
+        let mk = |v: Value| AttrEntry { value: Thunk::value(v), pos: None };
+        a.insert(Symbol::new("file"), mk(Value::string(f.name.clone())));
+        a.insert(Symbol::new("line"), mk(Value::Int(line as i64)));
+        a.insert(Symbol::new("column"), mk(Value::Int(col as i64)));
+        Value::Attrs(Rc::new(a))
+    }
+
+    pub(crate) fn type_err<T>(&self, expected: &str, got: &Value, span: Span) -> R<T> {
+        err(
+            ErrorKind::Type,
+            format!(
+                "expected {expected} but found {}: {}",
+                got.type_desc(),
+                crate::print::short(got)
+            ),
+            span,
+        )
+    }
+
+    fn missing_attr<T>(&self, name: &Symbol, a: &Attrs, span: Span) -> R<T> {
+        let mut d = Diagnostic::new(
+            ErrorKind::MissingAttr,
+            format!("attribute `{name}` missing"),
+            Some(span),
+        );
+        let similar: Vec<&str> =
+            a.keys().map(|k| k.as_str()).filter(|k| similar(k, name.as_str())).take(3).collect();
+        if !similar.is_empty() {
+            d.notes.push(format!("did you mean {}?", similar.join(", ")));
+        }
+        Err(Box::new(d))
+    }
+
+    fn key_name(&mut self, key: &Key, env: &Rc<Env>) -> R<Symbol> {
+        match key {
+            Key::Static(s) => Ok(s.clone()),
+            Key::Dynamic(e) => {
+                let v = self.eval(e, env)?;
+                match v {
+                    Value::String(s) => Ok(Symbol::new(&s.s)),
+                    other => self.type_err("a string", &other, e.span),
+                }
+            }
+        }
+    }
+
+    fn lookup_with(&mut self, env: &Rc<Env>, name: &Symbol, span: Span) -> R<Thunk> {
+        let mut cur = Some(env.clone());
+        while let Some(frame) = cur {
+            if let Some(ns) = &frame.with {
+                let v = self.force(ns)?;
+                match v {
+                    Value::Attrs(a) => {
+                        if let Some(entry) = a.get(name) {
+                            return Ok(entry.value.clone());
+                        }
+                    }
+                    other => return self.type_err("a set", &other, span),
+                }
+            }
+            cur = frame.parent.clone();
+        }
+        err(ErrorKind::UndefinedVar, format!("undefined variable `{name}`"), span)
+    }
+
+    /// Makes the frame of a `rec` set or `let`: slots are the bindings, then the sources.
+    fn rec_frame(&mut self, def: &AttrsDef, env: &Rc<Env>) -> Rc<Env> {
+        let frame = Env::new(Vec::new(), Some(env.clone()));
+        let mut slots = Vec::with_capacity(def.bindings.len() + def.sources.len());
+        for b in &def.bindings {
+            let t = if b.outer {
+                self.thunk(&b.value, env)
+            } else if matches!(b.value.kind, ExprKind::Var(Var::Local { depth: 0, .. })) {
+                // The slot it names may not exist yet.
+                Thunk::pending(b.value.clone(), frame.clone())
+            } else {
+                self.thunk(&b.value, &frame)
+            };
+            slots.push(t);
+        }
+        for s in &def.sources {
+            let t = self.thunk(s, &frame);
+            slots.push(t);
+        }
+        *frame.slots.borrow_mut() = slots;
+        frame
+    }
+
+    fn build_attrs(&mut self, def: &AttrsDef, env: &Rc<Env>) -> R<Value> {
+        let mut attrs = Attrs::new();
+        let inner = if def.rec {
+            let frame = self.rec_frame(def, env);
+            let slots = frame.slots.borrow().clone();
+            for (b, t) in def.bindings.iter().zip(slots) {
+                attrs.insert(b.name.clone(), AttrEntry { value: t, pos: Some(b.span) });
+            }
+            frame
+        } else {
+            let frame = if def.frame {
+                let sources: Vec<Thunk> = def.sources.iter().map(|s| self.thunk(s, env)).collect();
+                Env::new(sources, Some(env.clone()))
+            } else {
+                env.clone()
+            };
+            for b in &def.bindings {
+                let t = self.thunk(&b.value, &frame);
+                attrs.insert(b.name.clone(), AttrEntry { value: t, pos: Some(b.span) });
+            }
+            frame
+        };
+        for (k, v, span) in &def.dynamic {
+            let kv = self.eval(k, &inner)?;
+            let name = match kv {
+                Value::Null => continue,
+                Value::String(s) => Symbol::new(&s.s),
+                other => return self.type_err("a string", &other, k.span),
+            };
+            if let Some(prev) = attrs.get(&name) {
+                let at = prev.pos.map(|p| self.sources.describe(p)).unwrap_or_default();
+                return err(
+                    ErrorKind::Static,
+                    format!("dynamic attribute `{name}` already defined at {at}"),
+                    *span,
+                );
+            }
+            let t = self.thunk(v, &inner);
+            attrs.insert(name, AttrEntry { value: t, pos: Some(*span) });
+        }
+        Ok(Value::Attrs(Rc::new(attrs)))
+    }
+
+    // ---- calls ----
+
+    /// Applies `f` to `arg`.
+    pub fn call(&mut self, f: &Value, arg: Thunk, span: Span) -> R<Value> {
+        self.call_depth += 1;
+        if self.call_depth > self.opts.max_call_depth {
+            self.call_depth -= 1;
+            return err(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", span);
+        }
+        let r = self.call_inner(f, arg, span);
+        self.call_depth -= 1;
+        r
+    }
+
+    fn call_inner(&mut self, f: &Value, arg: Thunk, span: Span) -> R<Value> {
+        match f {
+            Value::Lambda(c) => {
+                let def = &c.def;
+                let frame = Env::new(Vec::new(), Some(c.env.clone()));
+                match &def.param {
+                    Param::Ident(_) => {
+                        *frame.slots.borrow_mut() = vec![arg];
+                    }
+                    Param::Formals { entries, ellipsis, bind } => {
+                        let av = self.force(&arg)?;
+                        let Value::Attrs(attrs) = &av else {
+                            return self.type_err("a set", &av, span);
+                        };
+                        let mut slots = Vec::with_capacity(entries.len() + 1);
+                        for (name, default, _) in entries {
+                            match attrs.get(name) {
+                                Some(entry) => slots.push(entry.value.clone()),
+                                None => match default {
+                                    Some(d) => slots.push(Thunk::pending(d.clone(), frame.clone())),
+                                    None => {
+                                        let mut d = Diagnostic::new(
+                                            ErrorKind::Call,
+                                            format!(
+                                                "function `{}` called without required argument `{name}`",
+                                                self.lambda_name(def)
+                                            ),
+                                            Some(span),
+                                        );
+                                        d.frames.push(Frame {
+                                            span: Some(def.span),
+                                            message: "the function is defined here".into(),
+                                        });
+                                        return Err(Box::new(d));
+                                    }
+                                },
+                            }
+                        }
+                        if !ellipsis {
+                            for k in attrs.keys() {
+                                if !entries.iter().any(|(n, _, _)| n == k) {
+                                    return err(
+                                        ErrorKind::Call,
+                                        format!(
+                                            "function `{}` called with unexpected argument `{k}`",
+                                            self.lambda_name(def)
+                                        ),
+                                        span,
+                                    );
+                                }
+                            }
+                        }
+                        if bind.is_some() {
+                            slots.push(arg.clone());
+                        }
+                        *frame.slots.borrow_mut() = slots;
+                    }
+                }
+                let body = def.body.clone();
+                self.eval(&body, &frame).map_err(|mut d| {
+                    if d.frames.len() < 1000 {
+                        d.frames.push(Frame {
+                            span: Some(span),
+                            message: format!("while calling `{}`", self.lambda_name(def)),
+                        });
+                    }
+                    d
+                })
+            }
+            Value::PrimOp(op) => {
+                if op.arity == 1 {
+                    (op.f)(self, &[arg], span)
+                } else {
+                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: op.clone(), args: vec![arg] })))
+                }
+            }
+            Value::PrimOpApp(app) => {
+                let mut args = app.args.clone();
+                args.push(arg);
+                if args.len() == app.op.arity {
+                    (app.op.f)(self, &args, span)
+                } else {
+                    Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op.clone(), args })))
+                }
+            }
+            Value::Attrs(a) if a.contains_key(&Symbol::new("__functor")) => {
+                let functor = a[&Symbol::new("__functor")].value.clone();
+                let fv = self.force(&functor)?;
+                let inner = self.call(&fv, Thunk::value(f.clone()), span)?;
+                self.call(&inner, arg, span)
+            }
+            other => err(
+                ErrorKind::Type,
+                format!(
+                    "attempt to call something which is not a function but {}: {}",
+                    other.type_desc(),
+                    crate::print::short(other)
+                ),
+                span,
+            ),
+        }
+    }
+
+    fn lambda_name(&self, def: &lower::LambdaDef) -> String {
+        match &*def.name.borrow() {
+            Some(n) => n.to_string(),
+            None => "anonymous lambda".into(),
+        }
+    }
+
+    /// Calls `f` with two arguments.
+    pub(crate) fn call2(&mut self, f: &Value, a: Thunk, b: Thunk, span: Span) -> R<Value> {
+        let g = self.call(f, a, span)?;
+        self.call(&g, b, span)
+    }
+
+    // ---- operators ----
+
+    fn binop(
+        &mut self,
+        op: BinOp,
+        l: &Rc<Expr>,
+        r: &Rc<Expr>,
+        env: &Rc<Env>,
+        span: Span,
+    ) -> R<Value> {
+        match op {
+            BinOp::And | BinOp::Or | BinOp::Impl => {
+                let lv = match self.eval(l, env)? {
+                    Value::Bool(b) => b,
+                    other => return self.type_err("a Boolean", &other, l.span),
+                };
+                let short = match op {
+                    BinOp::And => (!lv).then_some(false),
+                    BinOp::Or => lv.then_some(true),
+                    _ => (!lv).then_some(true),
+                };
+                if let Some(b) = short {
+                    return Ok(Value::Bool(b));
+                }
+                match self.eval(r, env)? {
+                    Value::Bool(b) => Ok(Value::Bool(b)),
+                    other => self.type_err("a Boolean", &other, r.span),
+                }
+            }
+            _ => {
+                let lv = self.eval(l, env)?;
+                let rv = self.eval(r, env)?;
+                self.binop_values(op, lv, rv, span)
+            }
+        }
+    }
+
+    pub(crate) fn binop_values(&mut self, op: BinOp, lv: Value, rv: Value, span: Span) -> R<Value> {
+        match op {
+            BinOp::Eq => Ok(Value::Bool(self.equal(&lv, &rv, span)?)),
+            BinOp::Neq => Ok(Value::Bool(!self.equal(&lv, &rv, span)?)),
+            BinOp::Lt => Ok(Value::Bool(self.less_than(&lv, &rv, span)?)),
+            BinOp::Gt => Ok(Value::Bool(self.less_than(&rv, &lv, span)?)),
+            BinOp::Le => Ok(Value::Bool(!self.less_than(&rv, &lv, span)?)),
+            BinOp::Ge => Ok(Value::Bool(!self.less_than(&lv, &rv, span)?)),
+            BinOp::Concat => {
+                let a = match lv {
+                    Value::List(a) => a,
+                    other => return self.type_err("a list", &other, span),
+                };
+                let b = match rv {
+                    Value::List(b) => b,
+                    other => return self.type_err("a list", &other, span),
+                };
+                if a.is_empty() {
+                    return Ok(Value::List(b));
+                }
+                if b.is_empty() {
+                    return Ok(Value::List(a));
+                }
+                let mut v = Vec::with_capacity(a.len() + b.len());
+                v.extend(a.iter().cloned());
+                v.extend(b.iter().cloned());
+                Ok(Value::List(Rc::new(v)))
+            }
+            BinOp::Update => {
+                let a = match lv {
+                    Value::Attrs(a) => a,
+                    other => return self.type_err("a set", &other, span),
+                };
+                let b = match rv {
+                    Value::Attrs(b) => b,
+                    other => return self.type_err("a set", &other, span),
+                };
+                if b.is_empty() {
+                    return Ok(Value::Attrs(a));
+                }
+                if a.is_empty() {
+                    return Ok(Value::Attrs(b));
+                }
+                let mut m = (*a).clone();
+                for (k, v) in b.iter() {
+                    m.insert(k.clone(), v.clone());
+                }
+                Ok(Value::Attrs(Rc::new(m)))
+            }
+            BinOp::Add => self.add(lv, rv, span),
+            BinOp::Sub | BinOp::Mul | BinOp::Div => self.arith(op, lv, rv, span),
+            BinOp::And | BinOp::Or | BinOp::Impl => unreachable!("handled lazily"),
+        }
+    }
+
+    fn add(&mut self, lv: Value, rv: Value, span: Span) -> R<Value> {
+        match (&lv, &rv) {
+            (Value::Int(_) | Value::Float(_), _) => self.arith(BinOp::Add, lv, rv, span),
+            (Value::Path(p), _) => {
+                let mut ctx = Context::new();
+                let s = self.coerce_to_string(&rv, span, &mut ctx, false, false)?;
+                if !ctx.is_empty() {
+                    return err(
+                        ErrorKind::Type,
+                        "a string that refers to a store path cannot be appended to a path",
+                        span,
+                    );
+                }
+                Ok(Value::Path(lower::canon_path(&format!("{p}{s}")).into()))
+            }
+            (Value::String(a), _) => {
+                let mut ctx = Context::new();
+                a.merge_ctx_into(&mut ctx);
+                let s = self.coerce_to_string(&rv, span, &mut ctx, true, false)?;
+                Ok(Value::String(NixString::with_ctx(format!("{}{}", a.s, s), ctx)))
+            }
+            (Value::Attrs(_), _) => {
+                let mut ctx = Context::new();
+                let a = self.coerce_to_string(&lv, span, &mut ctx, true, false)?;
+                let b = self.coerce_to_string(&rv, span, &mut ctx, true, false)?;
+                Ok(Value::String(NixString::with_ctx(a + &b, ctx)))
+            }
+            _ => err(
+                ErrorKind::Type,
+                format!("cannot add {} to {}", rv.type_desc(), lv.type_desc()),
+                span,
+            ),
+        }
+    }
+
+    pub(crate) fn arith(&mut self, op: BinOp, lv: Value, rv: Value, span: Span) -> R<Value> {
+        match (&lv, &rv) {
+            (Value::Int(a), Value::Int(b)) => {
+                let (a, b) = (*a, *b);
+                let r = match op {
+                    BinOp::Add => a.checked_add(b),
+                    BinOp::Sub => a.checked_sub(b),
+                    BinOp::Mul => a.checked_mul(b),
+                    _ => {
+                        if b == 0 {
+                            return err(ErrorKind::Arithmetic, "division by zero", span);
+                        }
+                        a.checked_div(b)
+                    }
+                };
+                match r {
+                    Some(v) => Ok(Value::Int(v)),
+                    None => {
+                        let (verb, sym) = match op {
+                            BinOp::Add => ("adding", "+"),
+                            BinOp::Sub => ("subtracting", "-"),
+                            BinOp::Mul => ("multiplying", "*"),
+                            _ => ("dividing", "/"),
+                        };
+                        err(
+                            ErrorKind::Arithmetic,
+                            format!("integer overflow in {verb} {a} {sym} {b}"),
+                            span,
+                        )
+                    }
+                }
+            }
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                let a = as_f64(&lv);
+                let b = as_f64(&rv);
+                let r = match op {
+                    BinOp::Add => a + b,
+                    BinOp::Sub => a - b,
+                    BinOp::Mul => a * b,
+                    _ => {
+                        if b == 0.0 {
+                            return err(ErrorKind::Arithmetic, "division by zero", span);
+                        }
+                        a / b
+                    }
+                };
+                Ok(Value::Float(r))
+            }
+            (Value::Int(_) | Value::Float(_), other) => self.type_err("a number", other, span),
+            (other, _) => self.type_err("a number", other, span),
+        }
+    }
+
+    /// Deep equality, as `==`.
+    #[allow(clippy::only_used_in_recursion)]
+    pub fn equal(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
+        Ok(match (a, b) {
+            (Value::Int(x), Value::Int(y)) => x == y,
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                as_f64(a) == as_f64(b)
+            }
+            (Value::Bool(x), Value::Bool(y)) => x == y,
+            (Value::Null, Value::Null) => true,
+            (Value::String(x), Value::String(y)) => x.s == y.s,
+            (Value::Path(x), Value::Path(y)) => x == y,
+            (Value::List(x), Value::List(y)) => {
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for (tx, ty) in x.iter().zip(y.iter()) {
+                    if Rc::ptr_eq(&tx.0, &ty.0) {
+                        continue;
+                    }
+                    let vx = self.force(tx)?;
+                    let vy = self.force(ty)?;
+                    if !self.equal(&vx, &vy, span)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            (Value::Attrs(x), Value::Attrs(y)) => {
+                if Rc::ptr_eq(x, y) {
+                    return Ok(true);
+                }
+                if self.is_derivation(x)? && self.is_derivation(y)? {
+                    let k = Symbol::new("outPath");
+                    if let (Some(ox), Some(oy)) = (x.get(&k), y.get(&k)) {
+                        let vx = self.force(&ox.value.clone())?;
+                        let vy = self.force(&oy.value.clone())?;
+                        return self.equal(&vx, &vy, span);
+                    }
+                }
+                if x.len() != y.len() {
+                    return Ok(false);
+                }
+                for ((kx, _), (ky, _)) in x.iter().zip(y.iter()) {
+                    if kx != ky {
+                        return Ok(false);
+                    }
+                }
+                for ((_, ex), (_, ey)) in x.iter().zip(y.iter()) {
+                    if Rc::ptr_eq(&ex.value.0, &ey.value.0) {
+                        continue;
+                    }
+                    let vx = self.force(&ex.value)?;
+                    let vy = self.force(&ey.value)?;
+                    if !self.equal(&vx, &vy, span)? {
+                        return Ok(false);
+                    }
+                }
+                true
+            }
+            _ => false,
+        })
+    }
+
+    pub(crate) fn is_derivation(&mut self, a: &Attrs) -> R<bool> {
+        match a.get(&Symbol::new("type")) {
+            Some(t) => {
+                let v = self.force(&t.value.clone())?;
+                Ok(matches!(v, Value::String(s) if &*s.s == "derivation"))
+            }
+            None => Ok(false),
+        }
+    }
+
+    /// `<`, as `builtins.lessThan`.
+    pub fn less_than(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
+        Ok(match (a, b) {
+            (Value::Int(x), Value::Int(y)) => x < y,
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                as_f64(a) < as_f64(b)
+            }
+            (Value::String(x), Value::String(y)) => x.s.as_bytes() < y.s.as_bytes(),
+            (Value::Path(x), Value::Path(y)) => x.as_bytes() < y.as_bytes(),
+            (Value::List(x), Value::List(y)) => {
+                for (tx, ty) in x.iter().zip(y.iter()) {
+                    let vx = self.force(tx)?;
+                    let vy = self.force(ty)?;
+                    if !self.equal(&vx, &vy, span)? {
+                        return self.less_than(&vx, &vy, span);
+                    }
+                }
+                x.len() < y.len()
+            }
+            _ => {
+                return err(
+                    ErrorKind::Type,
+                    format!("cannot compare {} with {}", a.type_desc(), b.type_desc()),
+                    span,
+                );
+            }
+        })
+    }
+
+    // ---- coercion ----
+
+    /// Coerces a value to a string, as interpolation (`coerce_more == false`) or `toString`
+    /// (`coerce_more == true`) do; paths are copied to the store when `copy` is set.
+    pub fn coerce_to_string(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        copy: bool,
+        coerce_more: bool,
+    ) -> R<String> {
+        match v {
+            Value::String(s) => {
+                s.merge_ctx_into(ctx);
+                Ok(s.s.to_string())
+            }
+            Value::Path(p) => {
+                if copy {
+                    let sp = self.copy_path_to_store(p, span)?;
+                    ctx.insert(ContextElem::Opaque(sp.clone()));
+                    Ok(sp)
+                } else {
+                    Ok(p.to_string())
+                }
+            }
+            Value::Attrs(a) => {
+                if let Some(f) = a.get(&Symbol::new("__toString")) {
+                    let fv = self.force(&f.value.clone())?;
+                    let r = self.call(&fv, Thunk::value(v.clone()), span)?;
+                    return self.coerce_to_string(&r, span, ctx, copy, coerce_more);
+                }
+                if let Some(o) = a.get(&Symbol::new("outPath")) {
+                    let ov = self.force(&o.value.clone())?;
+                    return self.coerce_to_string(&ov, span, ctx, copy, coerce_more);
+                }
+                err(
+                    ErrorKind::Type,
+                    format!("cannot coerce a set to a string: {}", crate::print::short(v)),
+                    span,
+                )
+            }
+            Value::Int(i) if coerce_more => Ok(i.to_string()),
+            Value::Float(f) if coerce_more => Ok(format!("{f:.6}")),
+            Value::Bool(true) if coerce_more => Ok("1".into()),
+            Value::Bool(false) | Value::Null if coerce_more => Ok(String::new()),
+            Value::List(l) if coerce_more => {
+                let mut out = String::new();
+                let n = l.len();
+                for (i, t) in l.iter().enumerate() {
+                    let ev = self.force(t)?;
+                    let s = self.coerce_to_string(&ev, span, ctx, copy, coerce_more)?;
+                    out.push_str(&s);
+                    let is_empty_list = matches!(&ev, Value::List(x) if x.is_empty());
+                    if i + 1 < n && !is_empty_list {
+                        out.push(' ');
+                    }
+                }
+                Ok(out)
+            }
+            other => err(
+                ErrorKind::Type,
+                format!(
+                    "cannot coerce {} to a string: {}",
+                    other.type_desc(),
+                    crate::print::short(other)
+                ),
+                span,
+            ),
+        }
+    }
+
+    /// Copies a path to the store through the I/O and returns the store path.
+    pub(crate) fn copy_path_to_store(&mut self, p: &str, span: Span) -> R<String> {
+        match self.io.add_path_to_store(Path::new(p), None, true, &[]) {
+            Ok(sp) => Ok(sp),
+            Err(e) => err(ErrorKind::Io, format!("copying `{p}` to the store: {e}"), span),
+        }
+    }
+
+    /// Forces `v` and every value inside it.
+    pub fn deep_force(&mut self, v: &Value, span: Span) -> R<()> {
+        let mut seen = std::collections::HashSet::new();
+        self.deep_force_inner(v, span, &mut seen)
+    }
+
+    #[allow(clippy::only_used_in_recursion)]
+    fn deep_force_inner(
+        &mut self,
+        v: &Value,
+        span: Span,
+        seen: &mut std::collections::HashSet<usize>,
+    ) -> R<()> {
+        match v {
+            Value::Attrs(a) => {
+                if !seen.insert(Rc::as_ptr(a) as *const u8 as usize) {
+                    return Ok(());
+                }
+                for (k, e) in a.iter() {
+                    let ev = self.force(&e.value).map_err(|mut d| {
+                        d.frames.push(Frame {
+                            span: e.pos,
+                            message: format!("while evaluating the attribute `{k}`"),
+                        });
+                        d
+                    })?;
+                    self.deep_force_inner(&ev, span, seen)?;
+                }
+                Ok(())
+            }
+            Value::List(l) => {
+                if !seen.insert(Rc::as_ptr(l) as *const u8 as usize) {
+                    return Ok(());
+                }
+                for t in l.iter() {
+                    let ev = self.force(t)?;
+                    self.deep_force_inner(&ev, span, seen)?;
+                }
+                Ok(())
+            }
+            _ => Ok(()),
+        }
+    }
+}
+
+/// The thunk in slot `idx` of the frame `depth` levels up.
+pub(crate) fn lookup_slot(env: &Rc<Env>, depth: u32, idx: u32) -> Thunk {
+    let mut e = env;
+    for _ in 0..depth {
+        e = e.parent.as_ref().expect("lowering resolved the depth");
+    }
+    e.slots.borrow()[idx as usize].clone()
+}
+
+pub(crate) fn as_f64(v: &Value) -> f64 {
+    match v {
+        Value::Int(i) => *i as f64,
+        Value::Float(f) => *f,
+        _ => 0.0,
+    }
+}
+
+/// Whether two names are close enough to suggest one for the other.
+fn similar(a: &str, b: &str) -> bool {
+    let (a, b): (Vec<char>, Vec<char>) = (a.chars().collect(), b.chars().collect());
+    let mut prev: Vec<usize> = (0..=b.len()).collect();
+    for i in 1..=a.len() {
+        let mut cur = vec![i; b.len() + 1];
+        for j in 1..=b.len() {
+            let cost = usize::from(a[i - 1] != b[j - 1]);
+            cur[j] = (prev[j] + 1).min(cur[j - 1] + 1).min(prev[j - 1] + cost);
+        }
+        prev = cur;
+    }
+    prev[b.len()] <= 2
+}

@@ -1,0 +1,128 @@
+//! What a front end needs around evaluation: calling a function at the top with `--arg`s,
+//! selecting `-A` attribute paths, and printing results strictly, as JSON or as XML.
+
+use std::rc::Rc;
+
+use crate::error::{Diagnostic, ErrorKind};
+use crate::eval::{Evaluator, R, err};
+use crate::lower::{Lints, Param};
+use crate::value::{Attrs, Context, Symbol, Thunk, Value};
+
+impl Evaluator {
+    /// Sets the lints applied to files loaded from now on.
+    pub fn set_lints(&mut self, lints: Lints) {
+        self.lints = lints;
+    }
+
+    /// Takes the warnings reported so far (lints).
+    pub fn take_warnings(&mut self) -> Vec<Diagnostic> {
+        std::mem::take(&mut self.warnings)
+    }
+
+    /// Calls a function with formals with the arguments it asks for from `args`, as
+    /// `nix-instantiate` does with `--arg`; other values are returned as they are.
+    pub fn auto_call(&mut self, v: Value, args: &Rc<Attrs>) -> R<Value> {
+        let v = match v {
+            Value::Attrs(a) if a.contains_key(&Symbol::new("__functor")) => {
+                let f = a[&Symbol::new("__functor")].value.clone();
+                let fv = self.force(&f)?;
+                let inner =
+                    self.call(&fv, Thunk::value(Value::Attrs(a.clone())), self.dummy_span())?;
+                return self.auto_call(inner, args);
+            }
+            v => v,
+        };
+        let Value::Lambda(c) = &v else { return Ok(v) };
+        let Param::Formals { entries, ellipsis, .. } = &c.def.param else { return Ok(v) };
+        let mut actual = Attrs::new();
+        if *ellipsis {
+            actual = (**args).clone();
+        } else {
+            for (name, default, _) in entries {
+                match args.get(name) {
+                    Some(e) => {
+                        actual.insert(name.clone(), e.clone());
+                    }
+                    None if default.is_some() => {}
+                    None => {
+                        return err(
+                            ErrorKind::Call,
+                            format!(
+                                "cannot evaluate a function that has an argument without a value (`{name}`)"
+                            ),
+                            c.def.span,
+                        );
+                    }
+                }
+            }
+        }
+        let span = c.def.span;
+        self.call(&v, Thunk::value(Value::Attrs(Rc::new(actual))), span)
+    }
+
+    /// Follows an attribute path (`a.b.0.c`; numbers index lists), auto-calling functions
+    /// on the way, as `nix-instantiate -A` does.
+    pub fn select_attr_path(&mut self, root: &Value, path: &str, args: &Rc<Attrs>) -> R<Value> {
+        let mut v = self.auto_call(root.clone(), args)?;
+        for part in path.split('.').filter(|p| !p.is_empty()) {
+            let part = part.trim_matches('"');
+            v = match &v {
+                Value::Attrs(a) => match a.get(&Symbol::new(part)) {
+                    Some(e) => self.force(&e.value.clone())?,
+                    None => {
+                        return Err(Box::new(Diagnostic::new(
+                            ErrorKind::MissingAttr,
+                            format!("attribute `{part}` in selection path `{path}` not found"),
+                            None,
+                        )));
+                    }
+                },
+                Value::List(l) => match part.parse::<usize>() {
+                    Ok(i) if i < l.len() => self.force(&l[i].clone())?,
+                    _ => {
+                        return Err(Box::new(Diagnostic::new(
+                            ErrorKind::MissingAttr,
+                            format!("invalid list index `{part}` in selection path `{path}`"),
+                            None,
+                        )));
+                    }
+                },
+                other => {
+                    return Err(Box::new(Diagnostic::new(
+                        ErrorKind::Type,
+                        format!(
+                            "the expression selected by the selection path `{path}` should be a set but is {}",
+                            other.type_desc()
+                        ),
+                        None,
+                    )));
+                }
+            };
+            v = self.auto_call(v, args)?;
+        }
+        Ok(v)
+    }
+
+    /// Forces `v` completely and prints it as `nix-instantiate --eval --strict` does.
+    pub fn print_strict(&mut self, v: &Value) -> R<String> {
+        let span = self.dummy_span();
+        self.deep_force(v, span)?;
+        Ok(crate::print::print_value(v))
+    }
+
+    /// Renders `v` as JSON (`--json`).
+    pub fn value_to_json(&mut self, v: &Value) -> R<String> {
+        let span = self.dummy_span();
+        let mut ctx = Context::new();
+        let mut out = String::new();
+        self.to_json(v, span, &mut ctx, true, &mut out)?;
+        Ok(out)
+    }
+
+    /// Renders `v` as XML (`--xml --no-location`).
+    pub fn value_to_xml(&mut self, v: &Value) -> R<String> {
+        let span = self.dummy_span();
+        let mut ctx = Context::new();
+        self.to_xml(v, span, &mut ctx)
+    }
+}

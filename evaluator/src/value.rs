@@ -1,0 +1,298 @@
+//! Runtime values of the evaluator: interned attribute names ([`Symbol`]), lazily evaluated
+//! [`Thunk`]s, strings with their contexts and the [`Value`] enum itself.
+//!
+//! Values are shared through `Rc` and never deep-copied; a thunk is evaluated at most once and
+//! afterwards holds its value, so every holder of the thunk sees the same result.
+
+use std::cell::RefCell;
+use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::fmt;
+use std::rc::Rc;
+
+use crate::lower::{Expr, LambdaDef};
+use crate::syntax::Span;
+
+thread_local! {
+    static INTERNER: RefCell<HashSet<Rc<str>>> = RefCell::new(HashSet::new());
+}
+
+/// An interned attribute or variable name. Equal names share one allocation, so equality is
+/// usually a pointer comparison; ordering is by the text, as Nix orders attribute names.
+#[derive(Clone)]
+pub struct Symbol(Rc<str>);
+
+impl Symbol {
+    /// Interns `name`.
+    pub fn new(name: &str) -> Symbol {
+        INTERNER.with(|set| {
+            let mut set = set.borrow_mut();
+            if let Some(existing) = set.get(name) {
+                return Symbol(existing.clone());
+            }
+            let rc: Rc<str> = Rc::from(name);
+            set.insert(rc.clone());
+            Symbol(rc)
+        })
+    }
+
+    /// The text of the name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl PartialEq for Symbol {
+    fn eq(&self, other: &Symbol) -> bool {
+        Rc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+    }
+}
+
+impl Eq for Symbol {}
+
+impl PartialOrd for Symbol {
+    fn partial_cmp(&self, other: &Symbol) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Symbol {
+    fn cmp(&self, other: &Symbol) -> std::cmp::Ordering {
+        if Rc::ptr_eq(&self.0, &other.0) {
+            return std::cmp::Ordering::Equal;
+        }
+        self.0.as_bytes().cmp(other.0.as_bytes())
+    }
+}
+
+impl std::hash::Hash for Symbol {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.hash(state)
+    }
+}
+
+impl fmt::Debug for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{:?}", &*self.0)
+    }
+}
+
+impl fmt::Display for Symbol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// One element of a string's context: what a string depends on in the store.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ContextElem {
+    /// A plain store path (`"${./file}"` or `builtins.storePath`).
+    Opaque(String),
+    /// The whole closure of a derivation's outputs (`drvPath` of a derivation).
+    DrvDeep(String),
+    /// One output of a derivation: (derivation path, output name).
+    Built(String, String),
+}
+
+/// A string context: the set of store paths a string refers to.
+pub type Context = BTreeSet<ContextElem>;
+
+/// A Nix string: text plus an optional context.
+#[derive(Clone, Debug)]
+pub struct NixString {
+    /// The characters.
+    pub s: Rc<str>,
+    /// The context, `None` when empty.
+    pub ctx: Option<Rc<Context>>,
+}
+
+impl NixString {
+    /// A string without context.
+    pub fn plain(s: impl Into<Rc<str>>) -> NixString {
+        NixString { s: s.into(), ctx: None }
+    }
+
+    /// A string with the given context (dropped when empty).
+    pub fn with_ctx(s: impl Into<Rc<str>>, ctx: Context) -> NixString {
+        let ctx = if ctx.is_empty() { None } else { Some(Rc::new(ctx)) };
+        NixString { s: s.into(), ctx }
+    }
+
+    /// Whether the context is empty.
+    pub fn has_ctx(&self) -> bool {
+        self.ctx.as_ref().is_some_and(|c| !c.is_empty())
+    }
+
+    /// Adds this string's context to `into`.
+    pub fn merge_ctx_into(&self, into: &mut Context) {
+        if let Some(c) = &self.ctx {
+            into.extend(c.iter().cloned());
+        }
+    }
+}
+
+/// The state of a thunk.
+pub(crate) enum ThunkState {
+    /// Not evaluated yet: an expression and its environment.
+    Pending(Rc<Expr>, Rc<Env>),
+    /// A function application that is deferred (used by builtins such as `map`).
+    Apply(Value, Thunk, Option<Thunk>),
+    /// Being evaluated right now; entering it again is infinite recursion.
+    Blackhole,
+    /// Evaluated.
+    Done(Value),
+}
+
+/// A lazily evaluated value, shared between all its holders.
+#[derive(Clone)]
+pub struct Thunk(pub(crate) Rc<RefCell<ThunkState>>);
+
+impl Thunk {
+    /// A thunk that already holds a value.
+    pub fn value(v: Value) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Done(v))))
+    }
+
+    pub(crate) fn pending(e: Rc<Expr>, env: Rc<Env>) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Pending(e, env))))
+    }
+
+    pub(crate) fn apply(f: Value, arg: Thunk) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Apply(f, arg, None))))
+    }
+
+    pub(crate) fn apply2(f: Value, a: Thunk, b: Thunk) -> Thunk {
+        Thunk(Rc::new(RefCell::new(ThunkState::Apply(f, a, Some(b)))))
+    }
+
+    /// The value if the thunk has been evaluated.
+    pub fn get(&self) -> Option<Value> {
+        match &*self.0.borrow() {
+            ThunkState::Done(v) => Some(v.clone()),
+            _ => None,
+        }
+    }
+
+    /// Identity of the thunk, for printing `«repeated»`.
+    pub(crate) fn ptr(&self) -> usize {
+        Rc::as_ptr(&self.0) as *const u8 as usize
+    }
+}
+
+/// A runtime environment frame: the slots of one static scope, or the namespace of a `with`.
+pub struct Env {
+    pub(crate) slots: RefCell<Vec<Thunk>>,
+    pub(crate) parent: Option<Rc<Env>>,
+    /// Set for frames made by `with`: the namespace expression's thunk.
+    pub(crate) with: Option<Thunk>,
+}
+
+impl Env {
+    pub(crate) fn new(slots: Vec<Thunk>, parent: Option<Rc<Env>>) -> Rc<Env> {
+        Rc::new(Env { slots: RefCell::new(slots), parent, with: None })
+    }
+}
+
+/// An attribute value together with the position where it was defined.
+#[derive(Clone)]
+pub struct AttrEntry {
+    /// The value.
+    pub value: Thunk,
+    /// Where the attribute was defined, if known.
+    pub pos: Option<Span>,
+}
+
+/// An attribute set, sorted by name.
+pub type Attrs = BTreeMap<Symbol, AttrEntry>;
+
+/// A function value: a lambda and the environment it closes over.
+pub struct Closure {
+    pub(crate) def: Rc<LambdaDef>,
+    pub(crate) env: Rc<Env>,
+}
+
+/// The signature of a builtin's implementation.
+pub(crate) type PrimFn = fn(&mut crate::eval::Evaluator, &[Thunk], Span) -> crate::eval::R<Value>;
+
+/// A builtin function.
+pub struct PrimOp {
+    pub(crate) name: &'static str,
+    pub(crate) arity: usize,
+    pub(crate) f: PrimFn,
+}
+
+/// A builtin applied to fewer arguments than it takes.
+pub struct PrimOpApp {
+    pub(crate) op: Rc<PrimOp>,
+    pub(crate) args: Vec<Thunk>,
+}
+
+/// A Nix value.
+#[derive(Clone)]
+pub enum Value {
+    /// `null`
+    Null,
+    /// `true` / `false`
+    Bool(bool),
+    /// A 64-bit integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// A string with context.
+    String(NixString),
+    /// An absolute, normalised path.
+    Path(Rc<str>),
+    /// An attribute set.
+    Attrs(Rc<Attrs>),
+    /// A list.
+    List(Rc<Vec<Thunk>>),
+    /// A lambda.
+    Lambda(Rc<Closure>),
+    /// A builtin.
+    PrimOp(Rc<PrimOp>),
+    /// A partially applied builtin.
+    PrimOpApp(Rc<PrimOpApp>),
+}
+
+impl Value {
+    /// The name `builtins.typeOf` gives this value.
+    pub fn type_name(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "bool",
+            Value::Int(_) => "int",
+            Value::Float(_) => "float",
+            Value::String(_) => "string",
+            Value::Path(_) => "path",
+            Value::Attrs(_) => "set",
+            Value::List(_) => "list",
+            Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_) => "lambda",
+        }
+    }
+
+    /// The type as CppNix names it in error messages ("a string", "an integer", ...).
+    pub fn type_desc(&self) -> &'static str {
+        match self {
+            Value::Null => "null",
+            Value::Bool(_) => "a Boolean",
+            Value::Int(_) => "an integer",
+            Value::Float(_) => "a float",
+            Value::String(_) => "a string",
+            Value::Path(_) => "a path",
+            Value::Attrs(_) => "a set",
+            Value::List(_) => "a list",
+            Value::Lambda(_) => "a function",
+            Value::PrimOp(_) => "a built-in function",
+            Value::PrimOpApp(_) => "a partially applied built-in function",
+        }
+    }
+
+    /// A string value without context.
+    pub fn string(s: impl Into<Rc<str>>) -> Value {
+        Value::String(NixString::plain(s))
+    }
+
+    /// Whether the value can be called.
+    pub fn is_function(&self) -> bool {
+        matches!(self, Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_))
+    }
+}

@@ -1,0 +1,44 @@
+//! `kiln parse`: checks the syntax of a file (and what lowering rejects: duplicate attributes,
+//! undefined variables, ...), printing the expression or drawing the errors.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::Context as _;
+
+/// Arguments of `kiln parse`.
+#[derive(clap::Args, Debug)]
+pub(crate) struct Args {
+    /// The file to check, or `-` for stdin
+    #[arg(default_value = "-")]
+    file: String,
+}
+
+/// Runs `kiln parse`.
+pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot find the current directory")?;
+    let (name, path, text) = if args.file == "-" {
+        let mut s = String::new();
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .context("cannot read stdin")?;
+        ("«stdin»".to_string(), None, s)
+    } else {
+        let p = cwd.join(&args.file);
+        let text = std::fs::read_to_string(&p)
+            .with_context(|| format!("cannot read `{}`", p.display()))?;
+        (p.to_string_lossy().into_owned(), Some(p), text)
+    };
+    let dir: PathBuf =
+        path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(cwd.clone());
+    let mut ev = super::eval::make_evaluator(&[], None, &[]);
+    match ev.load(name, path, text.clone().into(), &dir) {
+        Ok(_) => {
+            // FIXME: print the lowered expression as `nix-instantiate --parse` does, not the source.
+            println!("{}", text.trim_end());
+            Ok(())
+        }
+        Err(diags) => {
+            super::eval::draw(&ev.sources, &diags, true);
+            std::process::exit(1);
+        }
+    }
+}
