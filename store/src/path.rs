@@ -296,3 +296,45 @@ mod tests {
         assert!(StoreDir::new(Path::new("/a/../store")).is_err());
     }
 }
+
+#[cfg(test)]
+mod spec_examples {
+    //! Checks the worked examples of `lang-spec/store-paths.md`, so the document cannot drift
+    //! from the code.
+
+    use super::*;
+
+    #[test]
+    fn store_paths_md_examples_hold() {
+        let doc = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../lang-spec/store-paths.md"
+        ))
+        .expect("lang-spec/store-paths.md exists");
+        let mut checked = 0;
+        for block in doc.split("```store-path\n").skip(1) {
+            let block = block.split("```").next().unwrap();
+            let field = |key: &str| {
+                block
+                    .lines()
+                    .find_map(|l| l.strip_prefix(key).map(str::trim))
+                    .unwrap_or_else(|| panic!("example lacks `{key}`:\n{block}"))
+            };
+            let dir = StoreDir::new(Path::new(field("store dir:"))).unwrap();
+            let inner = Blake3Hash::of(field("inner bytes:").as_bytes());
+            assert_eq!(inner.to_hex(), field("inner digest:"), "{block}");
+            let fingerprint = format!(
+                "kiln1:{}:blake3:{}:{}:{}",
+                field("kind:"),
+                inner.to_hex(),
+                dir.as_str(),
+                field("name:")
+            );
+            assert_eq!(fingerprint, field("fingerprint:"), "{block}");
+            let path = dir.make_path(field("kind:"), &inner, field("name:")).unwrap();
+            assert_eq!(dir.render(&path), field("store path:"), "{block}");
+            checked += 1;
+        }
+        assert!(checked >= 2, "the document should carry worked examples");
+    }
+}

@@ -1,0 +1,88 @@
+//! Helpers shared by the end-to-end tests: running `kiln` against a store and reading what it
+//! printed.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A temporary folder with a store root inside it, removed when dropped.
+pub(crate) struct TestStore {
+    pub(crate) tmp: tempfile::TempDir,
+}
+
+impl TestStore {
+    pub(crate) fn new() -> TestStore {
+        TestStore { tmp: tempfile::tempdir().expect("create a temporary folder") }
+    }
+
+    /// The store root.
+    pub(crate) fn root(&self) -> PathBuf {
+        self.tmp.path().join("root")
+    }
+
+    /// A scratch path beside the store.
+    pub(crate) fn scratch(&self, name: &str) -> PathBuf {
+        self.tmp.path().join(name)
+    }
+
+    /// A `kiln` command with `--store` set to this store.
+    pub(crate) fn kiln(&self) -> Command {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_kiln"));
+        cmd.arg("--store").arg(self.root()).env_remove("KILN_LOG");
+        cmd
+    }
+
+    /// Runs `kiln` with `args`, asserts success and returns stdout.
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
+        let out = self.kiln().args(args).output().expect("run kiln");
+        assert_success(&out, &args);
+        String::from_utf8(out.stdout).expect("stdout is UTF-8")
+    }
+
+    /// Runs `kiln` with `args`, asserts it failed with `code` and returns stderr.
+    pub(crate) fn fails(&self, args: &[&str], code: i32) -> String {
+        let out = self.kiln().args(args).output().expect("run kiln");
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        assert_eq!(
+            out.status.code(),
+            Some(code),
+            "kiln {args:?} should fail with {code}; stderr:\n{stderr}"
+        );
+        stderr
+    }
+
+    /// Opens the store through the library, as a second view of what the commands did.
+    pub(crate) fn open(&self) -> kiln_store::Store {
+        kiln_store::Store::open(&self.root()).expect("open the store")
+    }
+}
+
+pub(crate) fn assert_success(out: &Output, what: &dyn std::fmt::Debug) {
+    assert!(
+        out.status.success(),
+        "{what:?} failed with {}:\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// Writes a file, creating its folder.
+pub(crate) fn write(path: &Path, contents: &[u8]) {
+    std::fs::create_dir_all(path.parent().expect("a file has a folder")).expect("create a folder");
+    std::fs::write(path, contents).expect("write a file");
+}
+
+/// Returns the path of CppNix's `nix-store` if it is installed, saying so when it is not.
+pub(crate) fn nix_store() -> Option<PathBuf> {
+    let found = std::env::var_os("PATH")
+        .into_iter()
+        .flat_map(|p| std::env::split_paths(&p).collect::<Vec<_>>())
+        .map(|d| d.join("nix-store"))
+        .find(|p| p.is_file());
+    if found.is_none() {
+        eprintln!(
+            "nix-store (Debian's nix-bin) is not installed: comparing with kiln's own expected bytes only"
+        );
+    }
+    found
+}
