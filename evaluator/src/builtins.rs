@@ -10,7 +10,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
-use crate::error::{ErrorKind, Frame};
+use crate::error::{Diagnostic, ErrorKind, Frame};
 use crate::eval::{Evaluator, R, err};
 use crate::io::FileType;
 use crate::lower::{BinOp, Param};
@@ -861,7 +861,7 @@ fn prim_gen_list(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
 }
 
 fn prim_sort(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
-    let f = ev.force(&a[0])?;
+    let f = ev.force_fn(&a[0], span)?;
     let l = ev.force_list(&a[1], span)?;
     let mut items: Vec<Thunk> = l.to_vec();
     // A stable merge sort that can fail: the comparator is Nix code.
@@ -943,19 +943,8 @@ fn prim_generic_closure(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value>
         let kv = ev.force(&k.value.clone())?;
         let mut seen = false;
         for d in &done {
-            if std::mem::discriminant(d) != std::mem::discriminant(&kv)
-                && !matches!(
-                    (d, &kv),
-                    (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_))
-                )
-            {
-                return err(
-                    ErrorKind::Type,
-                    format!("cannot compare {} with {}", d.type_desc(), kv.type_desc()),
-                    span,
-                );
-            }
-            if ev.equal(d, &kv, span)? {
+            // Keys are ordered with `<` as in CppNix, so incomparable keys are an error.
+            if !ev.less_than(d, &kv, span)? && !ev.less_than(&kv, d, span)? {
                 seen = true;
                 break;
             }
@@ -1157,7 +1146,7 @@ fn prim_find_file(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
         }
     }
     err(
-        ErrorKind::Io,
+        ErrorKind::Throw,
         format!(
             "file `{name}` was not found in the Nix search path (add it using $NIX_PATH or -I)"
         ),
@@ -1291,6 +1280,23 @@ fn prim_store_path(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     Ok(Value::String(NixString::with_ctx(s, c)))
 }
 
+/// Whether `name` is a valid store path name (CppNix's rules).
+pub(crate) fn valid_store_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 211
+        && !name.starts_with('.')
+        && name.bytes().all(|c| c.is_ascii_alphanumeric() || b"+-._?=".contains(&c))
+}
+
+fn drv_err<T>(msg: String, name: &str, span: Span) -> R<T> {
+    let mut d = Diagnostic::new(ErrorKind::Invalid, msg, Some(span));
+    d.frames.push(Frame {
+        span: Some(span),
+        message: format!("while evaluating the derivation `{name}`"),
+    });
+    Err(Box::new(d))
+}
+
 fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     // FIXME: `derivationStrict` must write the `.drv` through the store crate with kiln's
     // blake3 paths; until the lead wires it, paths are derived from a fake hash of the attributes.
@@ -1299,34 +1305,121 @@ fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Valu
         Some(n) => ev.force_string(&n, span)?.s.to_string(),
         None => return err(ErrorKind::MissingAttr, "required attribute `name` missing", span),
     };
+    if !valid_store_name(&name) {
+        return drv_err(format!("invalid derivation name `{name}`"), &name, span);
+    }
+    let flag = |ev: &mut Evaluator, key: &str| -> R<bool> {
+        match ev.attr(&attrs, key).map(|e| e.value.clone()) {
+            Some(t) => match ev.force(&t)? {
+                Value::Bool(b) => Ok(b),
+                other => ev.type_err("a Boolean", &other, span),
+            },
+            None => Ok(false),
+        }
+    };
+    let structured = flag(ev, "__structuredAttrs")?;
+    let ignore_nulls = flag(ev, "__ignoreNulls")?;
     let mut outputs = vec!["out".to_string()];
     let mut serial = String::new();
     let mut ctx = Context::new();
+    let (mut has_builder, mut has_system) = (false, false);
     for (k, e) in attrs.iter() {
-        if k.as_str() == "__ignoreNulls" {
+        let key = k.as_str();
+        if key == "__ignoreNulls" || key == "__structuredAttrs" {
             continue;
         }
         let v = ev.force(&e.value.clone())?;
-        if k.as_str() == "outputs" {
-            if let Value::List(l) = &v {
-                outputs.clear();
-                for t in l.iter() {
-                    outputs.push(ev.force_string(t, span)?.s.to_string());
-                }
-            }
+        if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
-        let s = match &v {
-            Value::Null => String::new(),
-            _ => ev.coerce_to_string(&v, span, &mut ctx, true, true).map_err(|mut d| {
-                d.frames.push(Frame {
-                    span: e.pos,
-                    message: format!("while evaluating attribute `{k}` of derivation `{name}`"),
-                });
-                d
-            })?,
+        match key {
+            "__contentAddressed" | "__impure" if !matches!(v, Value::Bool(_)) => {
+                return ev.type_err("a Boolean", &v, span);
+            }
+            "outputHashMode" => {
+                let Value::String(m) = &v else { return ev.type_err("a string", &v, span) };
+                if !matches!(&*m.s, "recursive" | "flat" | "text" | "nar") {
+                    return drv_err(
+                        format!("invalid value `{}` for `outputHashMode`", m.s),
+                        &name,
+                        span,
+                    );
+                }
+            }
+            "args" => {
+                let Value::List(l) = &v else { return ev.type_err("a list", &v, span) };
+                for t in l.iter() {
+                    let x = ev.force(t)?;
+                    let s = ev.coerce_to_string(&x, span, &mut ctx, true, true)?;
+                    serial.push_str(&format!("arg={s};"));
+                }
+                continue;
+            }
+            "outputs" => {
+                let names: Vec<String> = match &v {
+                    Value::List(l) => {
+                        let mut names = Vec::new();
+                        for t in l.iter() {
+                            names.push(ev.force_string(t, span)?.s.to_string());
+                        }
+                        names
+                    }
+                    _ if structured => return ev.type_err("a list", &v, span),
+                    _ => {
+                        let s = ev.coerce_to_string(&v, span, &mut ctx, true, true)?;
+                        s.split_whitespace().map(str::to_string).collect()
+                    }
+                };
+                if names.is_empty() {
+                    return drv_err(
+                        "derivation cannot have an empty set of outputs".into(),
+                        &name,
+                        span,
+                    );
+                }
+                let mut seen = std::collections::HashSet::new();
+                for o in &names {
+                    if o == "drvPath" || !valid_store_name(o) {
+                        return drv_err(
+                            format!("invalid derivation output name `{o}`"),
+                            &name,
+                            span,
+                        );
+                    }
+                    if !seen.insert(o.clone()) {
+                        return drv_err(format!("duplicate derivation output `{o}`"), &name, span);
+                    }
+                }
+                outputs = names;
+                continue;
+            }
+            "builder" => has_builder = true,
+            "system" => has_system = true,
+            _ => {}
+        }
+        let s = if structured {
+            let mut out = String::new();
+            ev.to_json(&v, span, &mut ctx, true, &mut out)?;
+            out
+        } else {
+            match &v {
+                Value::Null => String::new(),
+                _ => ev.coerce_to_string(&v, span, &mut ctx, true, true).map_err(|mut d| {
+                    d.frames.push(Frame {
+                        span: e.pos,
+                        message: format!("while evaluating attribute `{k}` of derivation `{name}`"),
+                    });
+                    d
+                })?,
+            }
         };
         serial.push_str(&format!("{k}={s};"));
+    }
+    if !has_builder {
+        return drv_err("required attribute `builder` missing".into(), &name, span);
+    }
+    if !has_system {
+        return drv_err("required attribute `system` missing".into(), &name, span);
     }
     for c in &ctx {
         serial.push_str(&format!("{c:?}"));

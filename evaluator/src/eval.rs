@@ -62,6 +62,8 @@ pub struct Evaluator {
     pub(crate) import_cache: HashMap<String, Value>,
     pub(crate) lints: lower::Lints,
     pub(crate) warnings: Vec<Diagnostic>,
+    /// Nesting depth of recursive printers (`toJSON`), bounded like calls.
+    pub(crate) nest: usize,
     depth: usize,
     call_depth: usize,
 }
@@ -82,6 +84,7 @@ impl Evaluator {
             import_cache: HashMap::new(),
             lints: lower::Lints::default(),
             warnings: Vec::new(),
+            nest: 0,
             depth: 0,
             call_depth: 0,
         };
@@ -108,7 +111,21 @@ impl Evaluator {
         base_dir: &Path,
         extra: Option<HashMap<Symbol, u32>>,
     ) -> Result<Rc<Expr>, Vec<Diagnostic>> {
+        // CppNix reads CR and CR LF as line ends, also inside strings.
+        let text: Rc<str> = if text.contains('\r') {
+            text.replace("\r\n", "\n").replace('\r', "\n").into()
+        } else {
+            text
+        };
         let file = self.sources.add(name, path, text.clone());
+        if let Some(pos) = text.find('\0') {
+            let span = Span { file, start: pos as u32, end: pos as u32 + 1 };
+            return Err(vec![Diagnostic::new(
+                ErrorKind::Syntax,
+                "syntax error, NUL bytes are not allowed in Nix source",
+                Some(span),
+            )]);
+        }
         let (root, syntax_errors) = crate::syntax::parse(file, &text);
         if !syntax_errors.is_empty() {
             return Err(syntax_errors
@@ -503,7 +520,11 @@ impl Evaluator {
             slots.push(t);
         }
         for s in &def.sources {
-            let t = self.thunk(s, &frame);
+            let t = if matches!(s.kind, ExprKind::Var(Var::Local { depth: 0, .. })) {
+                Thunk::pending(s.clone(), frame.clone())
+            } else {
+                self.thunk(s, &frame)
+            };
             slots.push(t);
         }
         *frame.slots.borrow_mut() = slots;
@@ -517,6 +538,20 @@ impl Evaluator {
             let slots = frame.slots.borrow().clone();
             for (b, t) in def.bindings.iter().zip(slots) {
                 attrs.insert(b.name.clone(), AttrEntry { value: t, pos: Some(b.span) });
+            }
+            // `__overrides` in a `rec` set replaces attributes, also in the recursive scope.
+            let key = Symbol::new("__overrides");
+            if let Some(o) = attrs.get(&key).map(|e| e.value.clone()) {
+                let ov = self.force(&o)?;
+                let Value::Attrs(over) = ov else {
+                    return self.type_err("a set", &ov, self.dummy_span());
+                };
+                for (k, e) in over.iter() {
+                    if let Some(i) = def.bindings.iter().position(|b| &b.name == k) {
+                        frame.slots.borrow_mut()[i] = e.value.clone();
+                    }
+                    attrs.insert(k.clone(), e.clone());
+                }
             }
             frame
         } else {

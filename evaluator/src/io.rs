@@ -146,6 +146,7 @@ impl EvalIo for PlainIo {
         let base = name.map(str::to_string).unwrap_or_else(|| {
             path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default()
         });
+        std::fs::symlink_metadata(path)?;
         let mut data =
             std::fs::read(path).unwrap_or_else(|_| path.to_string_lossy().as_bytes().to_vec());
         for e in excluded {

@@ -72,6 +72,23 @@ impl Evaluator {
         copy: bool,
         out: &mut String,
     ) -> R<()> {
+        if self.nest >= self.opts.max_call_depth {
+            return err(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", span);
+        }
+        self.nest += 1;
+        let r = self.json_inner(v, span, ctx, copy, out);
+        self.nest -= 1;
+        r
+    }
+
+    fn json_inner(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        copy: bool,
+        out: &mut String,
+    ) -> R<()> {
         match v {
             Value::Null => out.push_str("null"),
             Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -150,32 +167,48 @@ pub(super) fn prim_to_json(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Val
     Ok(Value::String(NixString::with_ctx(out, ctx)))
 }
 
-fn from_serde(v: serde_json::Value) -> Value {
-    match v {
+fn from_serde(v: serde_json::Value) -> Result<Value, String> {
+    Ok(match v {
         serde_json::Value::Null => Value::Null,
         serde_json::Value::Bool(b) => Value::Bool(b),
         serde_json::Value::Number(n) => match n.as_i64() {
             Some(i) => Value::Int(i),
+            None if n.is_u64() => return Err(format!("integer `{n}` does not fit in 64 bits")),
             None => Value::Float(n.as_f64().unwrap_or(0.0)),
         },
-        serde_json::Value::String(s) => Value::string(s),
+        serde_json::Value::String(s) => {
+            if s.contains('\0') {
+                return Err("string contains a NUL byte".into());
+            }
+            Value::string(s)
+        }
         serde_json::Value::Array(items) => {
-            Value::List(Rc::new(items.into_iter().map(|i| Thunk::value(from_serde(i))).collect()))
+            let mut l = Vec::with_capacity(items.len());
+            for i in items {
+                l.push(Thunk::value(from_serde(i)?));
+            }
+            Value::List(Rc::new(l))
         }
         serde_json::Value::Object(map) => {
-            let a: Attrs = map
-                .into_iter()
-                .map(|(k, v)| (Symbol::new(&k), plain_entry(from_serde(v))))
-                .collect();
+            let mut a = Attrs::new();
+            for (k, v) in map {
+                if k.contains('\0') {
+                    return Err("attribute name contains a NUL byte".into());
+                }
+                a.insert(Symbol::new(&k), plain_entry(from_serde(v)?));
+            }
             Value::Attrs(Rc::new(a))
         }
-    }
+    })
 }
 
 pub(super) fn prim_from_json(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let s = ev.force_string(&a[0], span)?;
     match serde_json::from_str::<serde_json::Value>(&s.s) {
-        Ok(v) => Ok(from_serde(v)),
+        Ok(v) => match from_serde(v) {
+            Ok(v) => Ok(v),
+            Err(m) => err(ErrorKind::Invalid, format!("while decoding a JSON string: {m}"), span),
+        },
         Err(e) => err(ErrorKind::Invalid, format!("while decoding a JSON string: {e}"), span),
     }
 }

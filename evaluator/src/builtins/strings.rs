@@ -404,13 +404,16 @@ pub(super) fn prim_add_drv_output_deps(ev: &mut Evaluator, a: &[Thunk], span: Sp
         .into_iter()
         .map(|c| match c {
             ContextElem::Opaque(p) if p.ends_with(".drv") => Ok(ContextElem::DrvDeep(p)),
-            ContextElem::Opaque(p) => Err(p),
+            ContextElem::Opaque(p) => Err(format!("path `{p}` is not a derivation")),
+            ContextElem::Built(_, o) => Err(format!(
+                "`addDrvOutputDependencies` can only act on derivations, not on a derivation output such as `{o}`"
+            )),
             c => Ok(c),
         })
         .collect::<Result<Context, String>>();
     match ctx {
         Ok(ctx) => Ok(Value::String(NixString::with_ctx(s, ctx))),
-        Err(p) => err(ErrorKind::Invalid, format!("path `{p}` is not a derivation"), span),
+        Err(m) => err(ErrorKind::Invalid, m, span),
     }
 }
 
@@ -503,6 +506,13 @@ pub(super) fn prim_flake_ref_to_string(ev: &mut Evaluator, a: &[Thunk], span: Sp
         let v = ev.force(&e.value.clone())?;
         let s = match v {
             Value::String(s) => s.s.to_string(),
+            Value::Int(i) if i < 0 => {
+                return err(
+                    ErrorKind::Invalid,
+                    format!("negative value given for flake ref attribute `{k}`: {i}"),
+                    span,
+                );
+            }
             Value::Int(i) => i.to_string(),
             Value::Bool(b) => {
                 if b {
