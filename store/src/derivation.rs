@@ -9,6 +9,8 @@ mod parse;
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use crate::error::Error;
+use crate::hash::Blake3Hash;
 use crate::path::{StoreDir, StorePath};
 
 pub use parse::parse;
@@ -47,6 +49,15 @@ pub struct DerivationOutput {
 impl Derivation {
     /// Writes the ATerm text of the derivation, with paths made absolute in `dir`.
     pub fn to_aterm(&self, dir: &StoreDir) -> String {
+        let inputs: BTreeMap<String, &BTreeSet<String>> =
+            self.input_drvs.iter().map(|(p, o)| (dir.render(p), o)).collect();
+        self.write_aterm(dir, &inputs, false)
+    }
+
+    /// Writes the ATerm text with input derivations given as `inputs` (paths, or identities in
+    /// hex), and with output paths and the environment variables named after outputs emptied
+    /// when `mask_outputs` is set.
+    fn write_aterm(&self, dir: &StoreDir, inputs: &BTreeMap<String, &BTreeSet<String>>, mask_outputs: bool) -> String {
         let mut out = String::with_capacity(1024);
         out.push_str("Derive([");
         for (i, (name, o)) in self.outputs.iter().enumerate() {
@@ -54,7 +65,8 @@ impl Derivation {
             out.push('(');
             push_str(&mut out, name);
             out.push(',');
-            push_str(&mut out, &o.path.as_ref().map(|p| dir.render(p)).unwrap_or_default());
+            let path = if mask_outputs { None } else { o.path.as_ref() };
+            push_str(&mut out, &path.map(|p| dir.render(p)).unwrap_or_default());
             out.push(',');
             push_str(&mut out, &o.hash_algo);
             out.push(',');
@@ -62,10 +74,10 @@ impl Derivation {
             out.push(')');
         }
         out.push_str("],[");
-        for (i, (drv, outputs)) in self.input_drvs.iter().enumerate() {
+        for (i, (drv, outputs)) in inputs.iter().enumerate() {
             comma(&mut out, i);
             out.push('(');
-            push_str(&mut out, &dir.render(drv));
+            push_str(&mut out, drv);
             out.push_str(",[");
             for (j, o) in outputs.iter().enumerate() {
                 comma(&mut out, j);
@@ -93,7 +105,8 @@ impl Derivation {
             out.push('(');
             push_str(&mut out, k);
             out.push(',');
-            push_str(&mut out, v);
+            let masked = mask_outputs && self.outputs.contains_key(k);
+            push_str(&mut out, if masked { "" } else { v });
             out.push(')');
         }
         out.push_str("])");
@@ -104,6 +117,77 @@ impl Derivation {
     pub fn references(&self) -> BTreeSet<StorePath> {
         self.input_drvs.keys().chain(&self.input_srcs).cloned().collect()
     }
+
+    /// Tells whether this is a fixed-output derivation: one output, `out`, whose hash is
+    /// declared in advance (a download, say).
+    pub fn is_fixed_output(&self) -> bool {
+        self.outputs.len() == 1 && self.outputs.get("out").is_some_and(|o| !o.hash.is_empty())
+    }
+
+    /// Computes the derivation's identity, the digest its input-addressed output paths derive
+    /// from. `input_identity` gives the identity of each input derivation.
+    ///
+    /// A fixed output's identity is that of its declared hash and path, so how it is fetched
+    /// does not matter downstream. Otherwise it is blake3 of the ATerm text with each input
+    /// derivation replaced by its identity in hex, and the output paths (and the environment
+    /// variables named after outputs) emptied, since they are what is being computed.
+    pub fn identity<E>(
+        &self,
+        dir: &StoreDir,
+        mut input_identity: impl FnMut(&StorePath) -> Result<Blake3Hash, E>,
+    ) -> Result<Blake3Hash, E> {
+        if self.is_fixed_output() {
+            let out = &self.outputs["out"];
+            let path = out.path.as_ref().map(|p| dir.render(p)).unwrap_or_default();
+            let text = format!("fixed:out:{}:{}:{path}", out.hash_algo, out.hash);
+            return Ok(Blake3Hash::of(text.as_bytes()));
+        }
+        let mut inputs = BTreeMap::new();
+        for (drv, outputs) in &self.input_drvs {
+            inputs.insert(input_identity(drv)?.to_hex(), outputs);
+        }
+        Ok(Blake3Hash::of(self.write_aterm(dir, &inputs, true).as_bytes()))
+    }
+
+    /// Fills in the paths of input-addressed outputs (and the environment variables named
+    /// after them) from the derivation's identity; `name` is the derivation's name.
+    pub fn fill_output_paths<E: From<Error>>(
+        &mut self,
+        dir: &StoreDir,
+        name: &str,
+        input_identity: impl FnMut(&StorePath) -> Result<Blake3Hash, E>,
+    ) -> Result<Blake3Hash, E> {
+        if self.is_fixed_output() {
+            let out = self.outputs.get_mut("out").expect("a fixed output is `out`");
+            let path = fixed_output_path(dir, name, &out.hash_algo, &out.hash)?;
+            self.env.insert("out".into(), dir.render(&path));
+            out.path = Some(path);
+            return self.identity(dir, input_identity);
+        }
+        let identity = self.identity(dir, input_identity)?;
+        for (output, o) in self.outputs.iter_mut() {
+            if !o.hash_algo.is_empty() {
+                continue; // content-addressed: the build decides
+            }
+            let path = dir.make_path(&format!("output:{output}"), &identity, &output_path_name(name, output))?;
+            self.env.insert(output.clone(), dir.render(&path));
+            o.path = Some(path);
+        }
+        Ok(identity)
+    }
+}
+
+/// Returns the name of a derivation's output path: the derivation's name, with `-<output>`
+/// added for outputs other than `out`.
+pub fn output_path_name(drv_name: &str, output: &str) -> String {
+    if output == "out" { drv_name.to_owned() } else { format!("{drv_name}-{output}") }
+}
+
+/// Returns the path of a fixed output, which depends only on its declared hash (`hash_algo`
+/// such as `sha256` or `r:sha256`, `hash` in hex) and its name.
+pub fn fixed_output_path(dir: &StoreDir, name: &str, hash_algo: &str, hash: &str) -> Result<StorePath, Error> {
+    let inner = Blake3Hash::of(format!("fixed:out:{hash_algo}:{hash}:").as_bytes());
+    dir.make_path("fixed:out", &inner, name)
 }
 
 fn comma(out: &mut String, i: usize) {
@@ -132,7 +216,6 @@ fn push_str(out: &mut String, s: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::hash::Blake3Hash;
     use std::path::Path;
 
     fn dir() -> StoreDir {
@@ -178,6 +261,52 @@ mod tests {
         let back = parse(&text, &dir(), "test.drv").unwrap();
         assert_eq!(back, drv);
         assert_eq!(back.to_aterm(&dir()), text);
+    }
+
+    #[test]
+    fn identity_ignores_outputs_and_follows_inputs() {
+        let d = dir();
+        let mut drv = sample();
+        drv.outputs.get_mut("dev").unwrap().hash_algo.clear();
+        // As `derivation` does, every output is also an environment variable.
+        drv.env.insert("out".into(), String::new());
+        drv.env.insert("dev".into(), String::new());
+        let id = |_: &StorePath| Ok::<_, Error>(Blake3Hash::of(b"input"));
+        let before = drv.identity(&d, id).unwrap();
+        let mut filled = drv.clone();
+        filled.fill_output_paths(&d, "hello", id).unwrap();
+        assert_eq!(filled.identity(&d, id).unwrap(), before, "output paths do not feed the identity");
+        let out = filled.outputs["out"].path.clone().unwrap();
+        assert_eq!(filled.env["out"], d.render(&out));
+        assert!(out.to_string().ends_with("-hello"));
+        assert!(filled.outputs["dev"].path.as_ref().unwrap().to_string().ends_with("-hello-dev"));
+
+        let other_input = |_: &StorePath| Ok::<_, Error>(Blake3Hash::of(b"changed input"));
+        assert_ne!(drv.identity(&d, other_input).unwrap(), before);
+        drv.env.insert("extra".into(), "1".into());
+        assert_ne!(drv.identity(&d, id).unwrap(), before);
+    }
+
+    #[test]
+    fn fixed_outputs_depend_only_on_their_hash() {
+        let d = dir();
+        let fixed = |builder: &str| {
+            let mut drv = Derivation {
+                outputs: BTreeMap::from([(
+                    "out".into(),
+                    DerivationOutput { path: None, hash_algo: "sha256".into(), hash: "ab".repeat(32) },
+                )]),
+                builder: builder.into(),
+                ..Default::default()
+            };
+            let id = drv.fill_output_paths(&d, "src.tar.gz", |_| Ok::<_, Error>(Blake3Hash::of(b""))).unwrap();
+            (drv, id)
+        };
+        let (a, id_a) = fixed("curl");
+        let (b, id_b) = fixed("wget");
+        assert!(a.is_fixed_output());
+        assert_eq!(a.outputs["out"].path, b.outputs["out"].path);
+        assert_eq!(id_a, id_b);
     }
 
     #[test]

@@ -31,7 +31,9 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 pub use db::{BuildTrace, PathInfo, SCHEMA_VERSION};
-pub use derivation::{Derivation, DerivationOutput, parse as parse_derivation};
+pub use derivation::{
+    Derivation, DerivationOutput, fixed_output_path, output_path_name, parse as parse_derivation,
+};
 pub use error::Error;
 use error::IoContext;
 pub use hash::{Blake3Hash, HashingWriter};
