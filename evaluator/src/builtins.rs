@@ -178,6 +178,35 @@ let
 in (builtins.head outputs).value
 "#;
 
+/// The path under which `<nix/fetchurl.nix>` is found.
+const CORE_FETCHURL: &str = "/__kiln_corepkgs__/fetchurl.nix";
+
+/// Kiln's own `fetchurl.nix`: a fixed-output derivation with the `builtin:fetchurl` builder.
+const FETCHURL_NIX: &str = r#"
+{ url, name ? baseNameOf (toString url), system ? "builtin", hash ? "", sha256 ? "",
+  sha1 ? "", sha512 ? "", md5 ? "", executable ? false, unpack ? false, impure ? false,
+  outputHash ? null, outputHashAlgo ? null }:
+let
+  picked =
+    if outputHash != null then { h = outputHash; a = outputHashAlgo; }
+    else if hash != "" then { h = hash; a = null; }
+    else if sha256 != "" then { h = sha256; a = "sha256"; }
+    else if sha512 != "" then { h = sha512; a = "sha512"; }
+    else if sha1 != "" then { h = sha1; a = "sha1"; }
+    else if md5 != "" then { h = md5; a = "md5"; }
+    else throw "fetchurl: no hash given for `${url}`";
+in
+derivation ({
+  builder = "builtin:fetchurl";
+  inherit name url executable unpack system;
+  urls = [ url ];
+  outputHash = picked.h;
+  outputHashMode = if unpack || executable then "recursive" else "flat";
+  preferLocalBuild = true;
+  impureEnvVars = [ "http_proxy" "https_proxy" "ftp_proxy" "all_proxy" "no_proxy" ];
+} // (if picked.a == null then { } else { outputHashAlgo = picked.a; }))
+"#;
+
 /// Builds the base environment and the `builtins` set.
 pub(crate) fn install(ev: &mut Evaluator) {
     let mut builtins = Attrs::new();
@@ -986,6 +1015,12 @@ impl Evaluator {
             path = path.join("default.nix");
         }
         let key = path.to_string_lossy().into_owned();
+        if key == CORE_FETCHURL {
+            let e = self
+                .load(key, None, FETCHURL_NIX.into(), Path::new("/"))
+                .map_err(|mut ds| Box::new(ds.remove(0)))?;
+            return self.eval_root(&e);
+        }
         if scope.is_none()
             && let Some(v) = self.import_cache.get(&key)
         {
@@ -1054,7 +1089,9 @@ fn prim_path_exists(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     }
     // A trailing slash requires a directory.
     let p = Path::new(&s);
-    let exists = if s.ends_with('/') && s.len() > 1 {
+    let exists = if crate::lower::canon_path(&s) == ev.io.store_dir() {
+        true
+    } else if s.ends_with('/') && s.len() > 1 {
         matches!(ev.io.file_type(p), Ok(FileType::Directory)) || p.is_dir()
     } else {
         ev.io.path_exists(p)
@@ -1132,18 +1169,9 @@ fn prim_find_file(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
             return Ok(Value::Path(crate::lower::canon_path(&candidate).into()));
         }
     }
-    if name.starts_with("nix/") {
-        // `<nix/fetchurl.nix>` and friends are built into CppNix.
-        // FIXME: kiln has no corepkgs; `<nix/...>` resolves to a function that fails when called.
-        let e = ev.load(
-            "«corepkgs»".into(),
-            None,
-            "args: throw \"corepkgs are not available in kiln\"".into(),
-            Path::new("/"),
-        );
-        if let Ok(e) = e {
-            return ev.eval_root(&e);
-        }
+    if name == "nix/fetchurl.nix" {
+        // CppNix has `<nix/fetchurl.nix>` built in; kiln too (see `corepkg`).
+        return Ok(Value::Path(CORE_FETCHURL.into()));
     }
     err(
         ErrorKind::Throw,

@@ -36,7 +36,7 @@ impl FileType {
 pub trait EvalIo {
     /// Reads a whole file.
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
-    /// Whether a path exists (following symlinks).
+    /// Whether a path exists (a final symlink need not point anywhere).
     fn path_exists(&self, path: &Path) -> bool;
     /// The type of a path, not following a final symlink.
     fn file_type(&self, path: &Path) -> io::Result<FileType>;
@@ -112,7 +112,7 @@ impl EvalIo for PlainIo {
     }
 
     fn path_exists(&self, path: &Path) -> bool {
-        path.exists()
+        std::fs::symlink_metadata(path).is_ok()
     }
 
     fn file_type(&self, path: &Path) -> io::Result<FileType> {

@@ -236,7 +236,10 @@ fn from_toml(v: toml::Value, timestamps: bool, span: Span) -> R<Value> {
             }
             let mut a = Attrs::new();
             a.insert(Symbol::new("_type"), plain_entry(Value::string("timestamp")));
-            a.insert(Symbol::new("value"), plain_entry(Value::string(d.to_string())));
+            a.insert(
+                Symbol::new("value"),
+                plain_entry(Value::string(pad_fraction(&d.to_string()))),
+            );
             Value::Attrs(Rc::new(a))
         }
         toml::Value::Array(items) => {
@@ -257,6 +260,15 @@ fn from_toml(v: toml::Value, timestamps: bool, span: Span) -> R<Value> {
             Value::Attrs(Rc::new(a))
         }
     })
+}
+
+/// Pads the fraction of a TOML time to milli-, micro- or nanoseconds, as CppNix prints it.
+fn pad_fraction(s: &str) -> String {
+    let Some(dot) = s.find('.') else { return s.to_string() };
+    let digits = s[dot + 1..].bytes().take_while(u8::is_ascii_digit).count();
+    let width = digits.div_ceil(3) * 3;
+    let end = dot + 1 + digits;
+    format!("{}{}{}", &s[..end], "0".repeat(width - digits), &s[end..])
 }
 
 pub(super) fn prim_from_toml(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {

@@ -22,7 +22,9 @@ fn compile(re: &str, anchored: bool, span: Span) -> R<Rc<regex::Regex>> {
         return Ok(r);
     }
     let translated = translate_posix(re);
-    let pattern = if anchored { format!("^(?:{translated})$") } else { translated };
+    // POSIX `.` matches a newline too.
+    let pattern =
+        if anchored { format!("(?s)^(?:{translated})$") } else { format!("(?s){translated}") };
     match regex::Regex::new(&pattern) {
         Ok(r) => {
             let r = Rc::new(r);
