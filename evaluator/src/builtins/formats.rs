@@ -374,10 +374,6 @@ impl Evaluator {
             }
             Value::Path(p) => w.empty("path", &[("value", p.to_string())]),
             Value::List(l) => {
-                if l.is_empty() {
-                    w.empty("list", &[]);
-                    return Ok(());
-                }
                 w.open("list", &[]);
                 for t in l.iter() {
                     let ev = self.force(t)?;
@@ -414,10 +410,6 @@ impl Evaluator {
                     w.close("derivation");
                     return Ok(());
                 }
-                if a.is_empty() {
-                    w.empty("attrs", &[]);
-                    return Ok(());
-                }
                 w.open("attrs", &[]);
                 self.xml_attrs(a, span, ctx, w, seen)?;
                 w.close("attrs");
@@ -434,17 +426,13 @@ impl Evaluator {
                         if let Some(b) = bind {
                             xa.push(("name", b.to_string()));
                         }
-                        if entries.is_empty() {
-                            w.empty("attrspat", &xa);
-                        } else {
-                            w.open("attrspat", &xa);
-                            let mut names: Vec<&Symbol> = entries.iter().map(|e| &e.0).collect();
-                            names.sort();
-                            for n in names {
-                                w.empty("attr", &[("name", n.to_string())]);
-                            }
-                            w.close("attrspat");
+                        w.open("attrspat", &xa);
+                        let mut names: Vec<&Symbol> = entries.iter().map(|e| &e.0).collect();
+                        names.sort();
+                        for n in names {
+                            w.empty("attr", &[("name", n.to_string())]);
                         }
+                        w.close("attrspat");
                     }
                 }
                 w.close("function");
