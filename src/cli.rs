@@ -1,6 +1,7 @@
 //! The command tree: one module per command, each an arguments struct and a `run` function
 //! that turns arguments into a call of a library crate.
 
+mod build;
 mod derivation;
 mod eval;
 mod parse;
@@ -31,6 +32,8 @@ enum Command {
     /// Inspect derivations
     #[command(subcommand)]
     Derivation(derivation::Command),
+    /// Build derivations and link their outputs as `./result`
+    Build(build::Args),
     /// Evaluate a Nix expression and print its value
     Eval(eval::Args),
     /// Check the syntax of a Nix file
@@ -75,6 +78,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Store(cmd) => store::run(cmd, &cx),
         Command::Derivation(cmd) => derivation::run(cmd, &cx),
+        Command::Build(args) => build::run(args, &cx),
         Command::Eval(args) => eval::run(args),
         Command::Parse(args) => parse::run(args),
     }

@@ -1,1 +1,22 @@
-//! The builder: plans and realises derivations from the store, in parallel and in a sandbox.
+//! The builder: plans and realises derivations from the store, as many at once as allowed.
+//!
+//! A build flows through three parts: [`plan`] reads `.drv` files from the store and works out
+//! which derivations have outputs missing (and nothing more: a derivation whose outputs are
+//! valid is not even opened further); [`schedule`] runs the missing ones in dependency order on
+//! a rayon pool, at most `jobs` at once, each as soon as its inputs are ready; an [`Executor`]
+//! runs one builder process and hands back its status, and the scheduler registers the
+//! outputs. Everything a user sees leaves as [`Event`]s for the command line to draw.
+
+mod error;
+mod event;
+mod executor;
+mod local;
+mod plan;
+mod schedule;
+
+pub use error::Error;
+pub use event::{Event, Status, Summary};
+pub use executor::{ExecOutcome, Executor, Job};
+pub use local::LocalExecutor;
+pub use plan::{Node, Plan, Reason};
+pub use schedule::{Options, build};

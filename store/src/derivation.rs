@@ -57,7 +57,12 @@ impl Derivation {
     /// Writes the ATerm text with input derivations given as `inputs` (paths, or identities in
     /// hex), and with output paths and the environment variables named after outputs emptied
     /// when `mask_outputs` is set.
-    fn write_aterm(&self, dir: &StoreDir, inputs: &BTreeMap<String, &BTreeSet<String>>, mask_outputs: bool) -> String {
+    fn write_aterm(
+        &self,
+        dir: &StoreDir,
+        inputs: &BTreeMap<String, &BTreeSet<String>>,
+        mask_outputs: bool,
+    ) -> String {
         let mut out = String::with_capacity(1024);
         out.push_str("Derive([");
         for (i, (name, o)) in self.outputs.iter().enumerate() {
@@ -169,7 +174,11 @@ impl Derivation {
             if !o.hash_algo.is_empty() {
                 continue; // content-addressed: the build decides
             }
-            let path = dir.make_path(&format!("output:{output}"), &identity, &output_path_name(name, output))?;
+            let path = dir.make_path(
+                &format!("output:{output}"),
+                &identity,
+                &output_path_name(name, output),
+            )?;
             self.env.insert(output.clone(), dir.render(&path));
             o.path = Some(path);
         }
@@ -185,7 +194,12 @@ pub fn output_path_name(drv_name: &str, output: &str) -> String {
 
 /// Returns the path of a fixed output, which depends only on its declared hash (`hash_algo`
 /// such as `sha256` or `r:sha256`, `hash` in hex) and its name.
-pub fn fixed_output_path(dir: &StoreDir, name: &str, hash_algo: &str, hash: &str) -> Result<StorePath, Error> {
+pub fn fixed_output_path(
+    dir: &StoreDir,
+    name: &str,
+    hash_algo: &str,
+    hash: &str,
+) -> Result<StorePath, Error> {
     let inner = Blake3Hash::of(format!("fixed:out:{hash_algo}:{hash}:").as_bytes());
     dir.make_path("fixed:out", &inner, name)
 }
@@ -275,7 +289,11 @@ mod tests {
         let before = drv.identity(&d, id).unwrap();
         let mut filled = drv.clone();
         filled.fill_output_paths(&d, "hello", id).unwrap();
-        assert_eq!(filled.identity(&d, id).unwrap(), before, "output paths do not feed the identity");
+        assert_eq!(
+            filled.identity(&d, id).unwrap(),
+            before,
+            "output paths do not feed the identity"
+        );
         let out = filled.outputs["out"].path.clone().unwrap();
         assert_eq!(filled.env["out"], d.render(&out));
         assert!(out.to_string().ends_with("-hello"));
@@ -294,12 +312,18 @@ mod tests {
             let mut drv = Derivation {
                 outputs: BTreeMap::from([(
                     "out".into(),
-                    DerivationOutput { path: None, hash_algo: "sha256".into(), hash: "ab".repeat(32) },
+                    DerivationOutput {
+                        path: None,
+                        hash_algo: "sha256".into(),
+                        hash: "ab".repeat(32),
+                    },
                 )]),
                 builder: builder.into(),
                 ..Default::default()
             };
-            let id = drv.fill_output_paths(&d, "src.tar.gz", |_| Ok::<_, Error>(Blake3Hash::of(b""))).unwrap();
+            let id = drv
+                .fill_output_paths(&d, "src.tar.gz", |_| Ok::<_, Error>(Blake3Hash::of(b"")))
+                .unwrap();
             (drv, id)
         };
         let (a, id_a) = fixed("curl");

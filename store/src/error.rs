@@ -48,6 +48,8 @@ pub enum Error {
     MissingReference { path: String, reference: String },
     #[error("malformed derivation `{path}` at byte {offset}: {message}")]
     BadDerivation { path: String, offset: usize, message: String },
+    #[error("the outputs `{outputs}` refer to each other in a cycle")]
+    OutputCycle { outputs: String },
     #[error("malformed archive at byte {offset}: {message}")]
     BadNar { offset: u64, message: String },
 }

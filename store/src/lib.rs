@@ -23,6 +23,7 @@ mod lock;
 pub mod nar;
 pub mod nix32;
 mod path;
+pub mod references;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -249,6 +250,88 @@ impl Store {
     /// Returns the most recent build of a derivation's output.
     pub fn last_build(&self, drv: &StorePath, output: &str) -> Result<Option<BuildTrace>, Error> {
         self.db().last_build(drv, output)
+    }
+
+    /// Takes a path's write lock, waiting for it. Builds hold the locks of their outputs from
+    /// before they start until their outputs are registered.
+    pub fn lock_path(&self, path: &StorePath) -> Result<LockFile, Error> {
+        LockFile::acquire(&self.root.join("locks").join(format!("{path}.lock")))
+    }
+
+    /// Removes whatever is on disk at a path that is not valid, so a build can write there.
+    /// The caller holds the path's lock.
+    pub fn clear_invalid(&self, path: &StorePath, _lock: &LockFile) -> Result<(), Error> {
+        if self.is_valid(path)? {
+            return Ok(());
+        }
+        self.remove_temporaries(path)?;
+        fsutil::remove_tree(&self.locate(path))
+    }
+
+    /// Registers the outputs of a build: each `(location, path)` holds what was built for
+    /// `path`, at its final place or elsewhere. Each is normalised, scanned for references to
+    /// `candidates` and to the outputs themselves, hashed, moved into place and registered,
+    /// outputs that others refer to first. The caller holds every output's lock.
+    pub fn register_built_outputs(
+        &self,
+        outputs: &[(PathBuf, StorePath)],
+        candidates: &BTreeSet<StorePath>,
+        deriver: &StorePath,
+    ) -> Result<Vec<PathInfo>, Error> {
+        let mut all_candidates = candidates.clone();
+        all_candidates.extend(outputs.iter().map(|(_, p)| p.clone()));
+        let mut pending = Vec::new();
+        for (location, path) in outputs {
+            fsutil::normalise(location)?;
+            let references = references::scan(location, &all_candidates)?;
+            let (nar_hash, nar_size) = nar::hash_path(location)?;
+            let mut info = self.new_info(path, nar_hash, nar_size, references, None);
+            info.deriver = Some(deriver.clone());
+            pending.push((location.clone(), info));
+        }
+
+        // Register in an order where every reference among the outputs is registered first.
+        let mut done = Vec::new();
+        while !pending.is_empty() {
+            let ready = pending.iter().position(|(_, info)| {
+                info.references
+                    .iter()
+                    .all(|r| r == &info.path || !pending.iter().any(|(_, other)| &other.path == r))
+            });
+            let Some(i) = ready else {
+                let names = pending
+                    .iter()
+                    .map(|(_, i)| i.path.to_string())
+                    .collect::<Vec<_>>()
+                    .join("`, `");
+                return Err(Error::OutputCycle { outputs: names });
+            };
+            let (location, info) = pending.remove(i);
+            let target = self.locate(&info.path);
+            if location != target {
+                fsutil::remove_tree(&target)?;
+                std::fs::rename(&location, &target).at("move into the store", &target)?;
+            }
+            fsutil::sync_path(self.dir.as_path())?;
+            self.db().register(&info, &[])?;
+            done.push(info);
+        }
+        Ok(done)
+    }
+
+    /// Registers `link` (such as `./result`) as an indirect garbage-collector root: the store
+    /// keeps what the link points to for as long as the link exists and points into the store.
+    pub fn add_indirect_root(&self, link: &Path) -> Result<(), Error> {
+        let link = std::path::absolute(link).at("resolve", link)?;
+        let dir = self.root.join("gcroots").join("auto");
+        std::fs::create_dir_all(&dir).at("create the folder", &dir)?;
+        let text = link.to_string_lossy();
+        let name = Blake3Hash::of(text.as_bytes()).to_hex();
+        let entry = dir.join(&name[..32]);
+        let tmp = dir.join(format!(".{}.{}", &name[..32], std::process::id()));
+        let _ = std::fs::remove_file(&tmp);
+        std::os::unix::fs::symlink(&link, &tmp).at("create the root", &tmp)?;
+        std::fs::rename(&tmp, &entry).at("create the root", &entry)
     }
 
     fn new_info(

@@ -1,5 +1,6 @@
 //! End-to-end tests of the `kiln` command: real processes on real stores in temporary folders.
 
+mod build;
 mod derivation;
 mod store;
 mod support;

@@ -141,7 +141,7 @@ fn add_register_query_round_trip() {
     assert_eq!(s.ok(&["store", "referrers", added[0]]), format!("{top_abs}\n"));
     assert_eq!(s.ok(&["store", "referrers", &top_abs]), "");
     let closure = s.ok(&["store", "closure", &top_abs]);
-    let mut want = vec![added[0].to_owned(), added[1].to_owned(), top_abs.clone()];
+    let mut want = [added[0].to_owned(), added[1].to_owned(), top_abs.clone()];
     want.sort();
     assert_eq!(closure, want.iter().map(|p| format!("{p}\n")).collect::<String>());
 

@@ -1,0 +1,129 @@
+//! Working out what to build before anything runs.
+//!
+//! From the requested derivations, the plan follows input derivations only where something is
+//! missing: a derivation whose outputs are all valid is reused and its inputs are not read.
+//! Nodes come out in dependency order (inputs before the derivations that use them).
+
+use std::collections::{BTreeMap, HashMap};
+
+use kiln_store::{Derivation, Store, StorePath};
+
+use crate::Error;
+
+/// Why a derivation is to be built.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Reason {
+    /// Some of its outputs are not in the store.
+    MissingOutputs(Vec<String>),
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::MissingOutputs(outputs) => {
+                write!(f, "output `{}` is not in the store", outputs.join("`, `"))
+            }
+        }
+    }
+}
+
+/// One derivation of the plan.
+#[derive(Debug)]
+pub struct Node {
+    /// The `.drv` store path.
+    pub drv_path: StorePath,
+    /// Its contents.
+    pub drv: Derivation,
+    /// Indices of the nodes it depends on that are to be built.
+    pub deps: Vec<usize>,
+    /// Why it is built, or `None` if its outputs are all valid.
+    pub reason: Option<Reason>,
+}
+
+/// The derivations involved in a request, in dependency order.
+#[derive(Debug, Default)]
+pub struct Plan {
+    /// Dependencies come before their dependents.
+    pub nodes: Vec<Node>,
+    /// Indices of the requested derivations.
+    pub roots: Vec<usize>,
+    index: HashMap<StorePath, usize>,
+}
+
+impl Plan {
+    /// Plans the build of `roots` (`.drv` store paths).
+    pub fn new(store: &Store, roots: &[StorePath]) -> Result<Plan, Error> {
+        let mut plan = Plan::default();
+        let mut visiting = Vec::new();
+        for root in roots {
+            let i = plan.visit(store, root, &mut visiting)?;
+            plan.roots.push(i);
+        }
+        Ok(plan)
+    }
+
+    /// Returns the node of a derivation in the plan.
+    pub fn node(&self, drv: &StorePath) -> Option<&Node> {
+        self.index.get(drv).map(|&i| &self.nodes[i])
+    }
+
+    /// Returns the nodes that are to be built, in dependency order.
+    pub fn to_build(&self) -> impl Iterator<Item = (usize, &Node)> {
+        self.nodes.iter().enumerate().filter(|(_, n)| n.reason.is_some())
+    }
+
+    fn visit(
+        &mut self,
+        store: &Store,
+        drv_path: &StorePath,
+        visiting: &mut Vec<StorePath>,
+    ) -> Result<usize, Error> {
+        if let Some(&i) = self.index.get(drv_path) {
+            return Ok(i);
+        }
+        if !drv_path.is_derivation() {
+            return Err(Error::NotADerivation { drv: store.render(drv_path) });
+        }
+        if visiting.contains(drv_path) {
+            return Err(Error::Cycle { drv: store.render(drv_path) });
+        }
+        let drv = store.read_derivation(drv_path)?;
+        let mut missing = Vec::new();
+        for (name, output) in &drv.outputs {
+            let valid = match &output.path {
+                Some(p) => store.is_valid(p)?,
+                None => false,
+            };
+            if !valid {
+                missing.push(name.clone());
+            }
+        }
+
+        let mut deps = Vec::new();
+        if !missing.is_empty() {
+            visiting.push(drv_path.clone());
+            for input in drv.input_drvs.keys() {
+                let i = self.visit(store, input, visiting)?;
+                if self.nodes[i].reason.is_some() {
+                    deps.push(i);
+                }
+            }
+            visiting.pop();
+        }
+        let reason = (!missing.is_empty()).then_some(Reason::MissingOutputs(missing));
+        let i = self.nodes.len();
+        self.nodes.push(Node { drv_path: drv_path.clone(), drv, deps, reason });
+        self.index.insert(drv_path.clone(), i);
+        Ok(i)
+    }
+
+    /// Returns the output paths of a planned derivation, by output name.
+    pub fn outputs_of(&self, i: usize) -> BTreeMap<String, StorePath> {
+        self.nodes[i]
+            .drv
+            .outputs
+            .iter()
+            .filter_map(|(n, o)| Some((n.clone(), o.path.clone()?)))
+            .collect()
+    }
+}

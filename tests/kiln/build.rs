@@ -1,0 +1,239 @@
+//! `kiln build` end to end, on DAGs of real `/bin/sh` derivations.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::process::Stdio;
+
+use kiln_store::{Blake3Hash, Derivation, DerivationOutput, Store, StorePath};
+use serde_json::Value;
+
+use crate::support::{TestStore, assert_success};
+
+/// Writes derivations whose builders are `/bin/sh -c SCRIPT`, remembering their identities.
+struct Graph<'a> {
+    store: &'a Store,
+    identities: HashMap<StorePath, Blake3Hash>,
+}
+
+impl<'a> Graph<'a> {
+    fn new(store: &'a Store) -> Graph<'a> {
+        Graph { store, identities: HashMap::new() }
+    }
+
+    /// A derivation `name` that runs `script`; each input's `out` is in `$in0`, `$in1`, ...
+    fn drv(&mut self, name: &str, script: &str, inputs: &[&StorePath]) -> StorePath {
+        let mut env = BTreeMap::from([
+            ("name".to_owned(), name.to_owned()),
+            ("out".to_owned(), String::new()),
+            ("builder".to_owned(), "/bin/sh".to_owned()),
+        ]);
+        let mut input_drvs = BTreeMap::new();
+        for (i, input) in inputs.iter().enumerate() {
+            let drv = self.store.read_derivation(input).unwrap();
+            env.insert(
+                format!("in{i}"),
+                self.store.render(drv.outputs["out"].path.as_ref().unwrap()),
+            );
+            input_drvs.insert((*input).clone(), BTreeSet::from(["out".to_owned()]));
+        }
+        let mut drv = Derivation {
+            outputs: BTreeMap::from([("out".into(), DerivationOutput::default())]),
+            input_drvs,
+            platform: "x86_64-linux".into(),
+            builder: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env,
+            ..Default::default()
+        };
+        let ids = &self.identities;
+        let id = drv
+            .fill_output_paths(self.store.dir(), name, |p| Ok::<_, kiln_store::Error>(ids[p]))
+            .unwrap();
+        let path = self.store.write_derivation(name, &drv).unwrap();
+        self.identities.insert(path.clone(), id);
+        path
+    }
+
+    fn out(&self, drv: &StorePath) -> String {
+        let d = self.store.read_derivation(drv).unwrap();
+        self.store.render(d.outputs["out"].path.as_ref().unwrap())
+    }
+}
+
+/// The diamond `top <- (left, right) <- leaf`, where `leaf` prints `leaf_text`.
+fn diamond(g: &mut Graph<'_>, leaf_text: &str, right_text: &str) -> [StorePath; 4] {
+    let leaf = g.drv("leaf", &format!("echo {leaf_text} > $out"), &[]);
+    let left = g.drv("left", "read x < $in0; echo \"left($x)\" > $out", &[&leaf]);
+    let right =
+        g.drv("right", &format!("read x < $in0; echo \"{right_text}($x)\" > $out"), &[&leaf]);
+    let top = g.drv("top", "/bin/mkdir $out; /bin/cat $in0 $in1 > $out/both; echo $in1 > $out/uses-right", &[&left, &right]);
+    [leaf, left, right, top]
+}
+
+/// Runs `kiln build --json` and returns the events, asserting the exit status.
+fn build_json(s: &TestStore, args: &[&str], succeed: bool) -> Vec<Value> {
+    let out =
+        s.kiln().arg("build").arg("--json").args(args).current_dir(s.tmp.path()).output().unwrap();
+    if succeed {
+        assert_success(&out, &args);
+    } else {
+        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+    String::from_utf8(out.stdout)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+fn summary(events: &[Value]) -> &Value {
+    let last = events.last().expect("at least a summary");
+    assert_eq!(last["event"], "summary");
+    last
+}
+
+#[test]
+fn builds_all_then_nothing_then_exactly_what_changed() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let [leaf, left, right, top] = diamond(&mut g, "one", "right");
+    let top_abs = store.render(&top);
+
+    let events = build_json(&s, &[&top_abs], true);
+    assert_eq!(events[0]["event"], "plan");
+    assert_eq!(events[0]["to_build"].as_array().unwrap().len(), 4);
+    let sum = summary(&events);
+    assert_eq!((sum["built"].as_u64(), sum["failed"].as_u64()), (Some(4), Some(0)), "{sum}");
+    let out = g.out(&top);
+    assert_eq!(sum["outputs"][&top_abs]["out"], out.as_str());
+    assert_eq!(std::fs::read_to_string(format!("{out}/both")).unwrap(), "left(one)\nright(one)\n");
+    // Inputs build before what uses them.
+    let starts: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "start")
+        .map(|e| e["drv"].as_str().unwrap())
+        .collect();
+    assert_eq!(starts.first(), Some(&store.render(&leaf).as_str()));
+    assert_eq!(starts.last(), Some(&top_abs.as_str()));
+
+    // The output is registered with its deriver and its references.
+    let info = store.query_info(&store.resolve(&out).unwrap()).unwrap().unwrap();
+    assert_eq!(info.deriver.as_ref(), Some(&top));
+    let left_out = store.resolve(&g.out(&left)).unwrap();
+    let right_out = store.resolve(&g.out(&right)).unwrap();
+    // `top` names the right side's path in a file, and only copies the left side's text.
+    assert_eq!(info.references, BTreeSet::from([right_out]), "{info:?}");
+    assert!(store.query_info(&left_out).unwrap().unwrap().references.is_empty());
+    assert!(store.last_build(&top, "out").unwrap().is_some());
+
+    // `./result` points at the output and is a garbage-collector root.
+    let link = s.tmp.path().join("result");
+    assert_eq!(std::fs::read_link(&link).unwrap().to_str(), Some(out.as_str()));
+    let roots: Vec<_> = std::fs::read_dir(s.root().join("gcroots/auto")).unwrap().collect();
+    assert_eq!(roots.len(), 1);
+
+    // A second build builds nothing.
+    let sum = summary(&build_json(&s, &[&top_abs], true)).clone();
+    assert_eq!((sum["built"].as_u64(), sum["reused"].as_u64()), (Some(0), Some(1)), "{sum}");
+
+    // Changing the leaf rebuilds everything that depends on it.
+    let [_, _, _, top2] = diamond(&mut g, "two", "right");
+    let sum = summary(&build_json(&s, &[&store.render(&top2)], true)).clone();
+    assert_eq!(sum["built"].as_u64(), Some(4), "{sum}");
+    assert_eq!(
+        std::fs::read_to_string(format!("{}/both", g.out(&top2))).unwrap(),
+        "left(two)\nright(two)\n"
+    );
+
+    // Changing one side rebuilds that side and the top only.
+    let [_, _, _, top3] = diamond(&mut g, "two", "RIGHT");
+    let events = build_json(&s, &[&store.render(&top3)], true);
+    let built: BTreeSet<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "finish" && e["status"] == "built")
+        .map(|e| e["drv"].as_str().unwrap().rsplit('-').next().unwrap())
+        .collect();
+    assert_eq!(built, BTreeSet::from(["right.drv", "top.drv"]));
+}
+
+#[test]
+fn dry_run_plans_without_building() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let [_, _, _, top] = diamond(&mut g, "x", "y");
+    let out = s.kiln().args(["build", "--dry-run", &store.render(&top)]).output().unwrap();
+    assert_success(&out, &"dry run");
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("4 to build (0 already valid)"), "{err}");
+    assert!(err.contains("-top.drv  (output `out` is not in the store)"), "{err}");
+    assert!(store.all_paths().unwrap().iter().all(|p| p.is_derivation()), "nothing was built");
+}
+
+#[test]
+fn failures_are_reported_and_keep_going_builds_the_rest() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let bad = g.drv("bad", "echo about to fail; echo on stderr >&2; exit 3", &[]);
+    let after_bad = g.drv("after-bad", "/bin/cat $in0 > $out", &[&bad]);
+    let fine = g.drv("fine", "echo fine > $out", &[]);
+    let lazy = g.drv("lazy", "echo produced nothing", &[]);
+
+    let out = s.kiln().args(["build", "--no-link", &store.render(&after_bad)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("-bad.drv failed: the builder exited with status 3"), "{err}");
+    assert!(err.contains("  > about to fail\n  > on stderr\n"), "{err}");
+    assert!(err.contains("the whole log is at `"), "{err}");
+    assert!(err.contains("error: 1 build failed"), "{err}");
+
+    let out = s.kiln().args(["build", "--no-link", &store.render(&lazy)]).output().unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("the builder did not produce output `out` at `"), "{err}");
+
+    let all = [&after_bad, &fine].map(|p| store.render(p));
+    let events = build_json(&s, &["--keep-going", "--no-link", &all[0], &all[1]], false);
+    let sum = summary(&events);
+    assert_eq!(
+        (sum["built"].as_u64(), sum["failed"].as_u64(), sum["skipped"].as_u64()),
+        (Some(1), Some(1), Some(1)),
+        "{sum}"
+    );
+    assert!(store.is_valid(&store.resolve(&g.out(&fine)).unwrap()).unwrap());
+    assert!(!store.is_valid(&store.resolve(&g.out(&bad)).unwrap()).unwrap());
+    assert!(!std::path::Path::new(&g.out(&bad)).exists(), "a failed build leaves no output");
+}
+
+#[test]
+fn two_processes_on_overlapping_graphs_build_each_derivation_once() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let shared = g.drv("shared", "/bin/sleep 0.5; echo shared > $out", &[]);
+    let a = g.drv("a", "/bin/cat $in0 > $out", &[&shared]);
+    let b = g.drv("b", "/bin/cat $in0 > $out", &[&shared]);
+    let spawn = |drv: &StorePath| {
+        s.kiln()
+            .args(["build", "--json", "--no-link", &store.render(drv)])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    };
+    let (p1, p2) = (spawn(&a), spawn(&b));
+    let mut built = 0;
+    let mut shared_built = 0;
+    for p in [p1, p2] {
+        let out = p.wait_with_output().unwrap();
+        assert_success(&out, &"concurrent build");
+        for line in String::from_utf8(out.stdout).unwrap().lines() {
+            let e: Value = serde_json::from_str(line).unwrap();
+            if e["event"] == "finish" && e["status"] == "built" {
+                built += 1;
+                shared_built += usize::from(e["drv"].as_str().unwrap().ends_with("-shared.drv"));
+            }
+        }
+    }
+    assert_eq!((built, shared_built), (3, 1), "each derivation is built exactly once");
+}
