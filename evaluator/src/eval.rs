@@ -410,7 +410,7 @@ impl Evaluator {
                     Value::Bool(true) => self.eval(body, env),
                     Value::Bool(false) => {
                         let text = self.source_text(c.span);
-                        err(ErrorKind::Assert, format!("assertion '{text}' failed"), span)
+                        err(ErrorKind::Assert, format!("assertion `{text}` failed"), c.span)
                     }
                     other => self.type_err("a Boolean", &other, c.span),
                 }

@@ -93,6 +93,46 @@ pub struct SyntaxError {
     pub span: Span,
 }
 
+/// A syntax kind as a user reads it: `` `;` ``, `an identifier`, ...
+fn describe_kind(kind: rnix::SyntaxKind) -> String {
+    use rnix::SyntaxKind::*;
+    let token = match kind {
+        TOKEN_SEMICOLON => ";",
+        TOKEN_ASSIGN => "=",
+        TOKEN_L_BRACE => "{",
+        TOKEN_R_BRACE => "}",
+        TOKEN_L_PAREN => "(",
+        TOKEN_R_PAREN => ")",
+        TOKEN_L_BRACK => "[",
+        TOKEN_R_BRACK => "]",
+        TOKEN_COLON => ":",
+        TOKEN_COMMA => ",",
+        TOKEN_DOT => ".",
+        TOKEN_QUESTION => "?",
+        TOKEN_AT => "@",
+        TOKEN_IN => "in",
+        TOKEN_THEN => "then",
+        TOKEN_ELSE => "else",
+        TOKEN_INTERPOL_END => "}",
+        TOKEN_IDENT => return "an identifier".into(),
+        TOKEN_STRING_END => return "the end of the string".into(),
+        other => {
+            let name = format!("{other:?}");
+            let name = name.trim_start_matches("TOKEN_").trim_start_matches("NODE_");
+            return name.to_lowercase().replace('_', " ");
+        }
+    };
+    format!("`{token}`")
+}
+
+fn describe_kinds(kinds: &[rnix::SyntaxKind]) -> String {
+    let names: Vec<String> = kinds.iter().map(|k| describe_kind(*k)).collect();
+    match names.as_slice() {
+        [one] => one.clone(),
+        _ => format!("one of {}", names.join(", ")),
+    }
+}
+
 /// Parses `text` (already in the source map as `file`). Never panics.
 pub fn parse(file: FileId, text: &str) -> (rnix::Root, Vec<SyntaxError>) {
     let parsed = rnix::Root::parse(text);
@@ -108,13 +148,20 @@ pub fn parse(file: FileId, text: &str) -> (rnix::Root, Vec<SyntaxError>) {
                     ("syntax error, unexpected extra input".to_string(), Some(*r))
                 }
                 P::UnexpectedWanted(got, r, want) => (
-                    format!("syntax error, unexpected {got:?}, expected one of {want:?}"),
+                    format!(
+                        "syntax error, unexpected {}, expected {}",
+                        describe_kind(*got),
+                        describe_kinds(want)
+                    ),
                     Some(*r),
                 ),
                 P::UnexpectedDoubleBind(r) => ("pattern is bound twice".to_string(), Some(*r)),
                 P::UnexpectedEOF => ("syntax error, unexpected end of file".to_string(), None),
                 P::UnexpectedEOFWanted(want) => (
-                    format!("syntax error, unexpected end of file, expected one of {want:?}"),
+                    format!(
+                        "syntax error, unexpected end of file, expected {}",
+                        describe_kinds(want)
+                    ),
                     None,
                 ),
                 P::DuplicatedArgs(r, name) => {
@@ -131,6 +178,15 @@ pub fn parse(file: FileId, text: &str) -> (rnix::Root, Vec<SyntaxError>) {
             };
             SyntaxError { message, span }
         })
-        .collect();
-    (parsed.tree(), errors)
+        .collect::<Vec<_>>();
+    // rnix may report the same place more than once; keep the most specific message.
+    let mut deduped: Vec<SyntaxError> = Vec::new();
+    for e in errors {
+        match deduped.iter_mut().find(|d| d.span == e.span) {
+            Some(d) if e.message.len() > d.message.len() => *d = e,
+            Some(_) => {}
+            None => deduped.push(e),
+        }
+    }
+    (parsed.tree(), deduped)
 }

@@ -1,0 +1,3 @@
+let xs = [ 1 2 ];
+in
+builtins.elemAt xs 5

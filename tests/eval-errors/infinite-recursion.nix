@@ -1,0 +1,5 @@
+let
+  x = { a = y; };
+  y = x.a;
+in
+x.a
