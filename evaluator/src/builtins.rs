@@ -1057,7 +1057,9 @@ impl Evaluator {
                 return Err(Box::new(d));
             }
         };
-        let v = self.eval(&expr, &env)?;
+        let v = self.eval(&expr, &env).map_err(|d| {
+            crate::eval::push_frame(d, Some(span), format!("while evaluating the file `{key}`"))
+        })?;
         if scope.is_none() {
             self.import_cache.insert(key, v.clone());
         }

@@ -326,7 +326,13 @@ impl Evaluator {
                         Value::Attrs(a) => match a.get(&name) {
                             Some(entry) => {
                                 let t = entry.value.clone();
-                                v = self.force(&t)?;
+                                v = self.force(&t).map_err(|d| {
+                                    push_frame(
+                                        d,
+                                        entry.pos,
+                                        format!("while evaluating the attribute `{name}`"),
+                                    )
+                                })?;
                             }
                             None => {
                                 if let Some(d) = default {
@@ -397,7 +403,9 @@ impl Evaluator {
                 self.eval(body, &frame)
             }
             ExprKind::If(c, t, f) => {
-                let cv = self.eval(c, env)?;
+                let cv = self.eval(c, env).map_err(|d| {
+                    push_frame(d, Some(c.span), "while evaluating a branch condition".into())
+                })?;
                 match cv {
                     Value::Bool(true) => self.eval(t, env),
                     Value::Bool(false) => self.eval(f, env),
@@ -673,7 +681,7 @@ impl Evaluator {
             }
             Value::PrimOp(op) => {
                 if op.arity == 1 {
-                    (op.f)(self, &[arg], span)
+                    (op.f)(self, &[arg], span).map_err(|d| builtin_frame(d, op.name, span))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: op.clone(), args: vec![arg] })))
                 }
@@ -682,7 +690,7 @@ impl Evaluator {
                 let mut args = app.args.clone();
                 args.push(arg);
                 if args.len() == app.op.arity {
-                    (app.op.f)(self, &args, span)
+                    (app.op.f)(self, &args, span).map_err(|d| builtin_frame(d, app.op.name, span))
                 } else {
                     Ok(Value::PrimOpApp(Rc::new(PrimOpApp { op: app.op.clone(), args })))
                 }
@@ -1124,6 +1132,29 @@ impl Evaluator {
             _ => Ok(()),
         }
     }
+}
+
+/// Adds a "while ..." frame to an error, keeping traces of endless recursion bounded.
+pub(crate) fn push_frame(
+    mut d: Box<Diagnostic>,
+    span: Option<Span>,
+    message: String,
+) -> Box<Diagnostic> {
+    if d.frames.len() < 1000 {
+        d.frames.push(Frame { span, message });
+    }
+    d
+}
+
+fn builtin_frame(d: Box<Diagnostic>, name: &str, span: Span) -> Box<Diagnostic> {
+    // The error of a `throw` or `abort` is the message itself, not a builtin failing.
+    if matches!(
+        name,
+        "throw" | "abort" | "addErrorContext" | "seq" | "deepSeq" | "trace" | "import"
+    ) {
+        return d;
+    }
+    push_frame(d, Some(span), format!("while calling the `{name}` builtin"))
 }
 
 /// The thunk in slot `idx` of the frame `depth` levels up.
