@@ -2,8 +2,8 @@
 //! implementations of the builtin functions, with CppNix's laziness and errors. Formats (JSON,
 //! TOML, XML), hashing, regular expressions and version strings live in the submodules.
 
-mod formats;
-mod hashing;
+pub(crate) mod formats;
+pub(crate) mod hashing;
 mod strings;
 
 use std::collections::{BTreeMap, HashMap};
@@ -1328,8 +1328,6 @@ fn drv_err<T>(msg: String, name: &str, span: Span) -> R<T> {
 }
 
 fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
-    // FIXME: `derivationStrict` must write the `.drv` through the store crate with kiln's
-    // blake3 paths; until the lead wires it, paths are derived from a fake hash of the attributes.
     let attrs = ev.force_attrs(&a[0], span)?;
     let name = match ev.attr(&attrs, "name").map(|e| e.value.clone()) {
         Some(n) => ev.force_string(&n, span)?.s.to_string(),
@@ -1349,39 +1347,38 @@ fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Valu
     };
     let structured = flag(ev, "__structuredAttrs")?;
     let ignore_nulls = flag(ev, "__ignoreNulls")?;
-    let mut outputs = vec!["out".to_string()];
-    let mut serial = String::new();
+    let mut req = crate::io::DerivationRequest { name: name.clone(), ..Default::default() };
+    req.outputs = vec!["out".to_string()];
     let mut ctx = Context::new();
+    let mut json = String::from("{");
     let (mut has_builder, mut has_system) = (false, false);
+    let (mut out_hash, mut out_algo, mut out_mode) = (None, None, "flat".to_string());
     for (k, e) in attrs.iter() {
         let key = k.as_str();
-        if key == "__ignoreNulls" || key == "__structuredAttrs" {
+        if key == "__ignoreNulls" {
             continue;
         }
         let v = ev.force(&e.value.clone())?;
         if ignore_nulls && matches!(v, Value::Null) {
             continue;
         }
+        let in_attr = |d: Box<Diagnostic>| {
+            crate::eval::push_frame(
+                d,
+                e.pos,
+                format!("while evaluating attribute `{k}` of derivation `{name}`"),
+            )
+        };
         match key {
             "__contentAddressed" | "__impure" if !matches!(v, Value::Bool(_)) => {
                 return ev.type_err("a Boolean", &v, span);
-            }
-            "outputHashMode" => {
-                let Value::String(m) = &v else { return ev.type_err("a string", &v, span) };
-                if !matches!(&*m.s, "recursive" | "flat" | "text" | "nar") {
-                    return drv_err(
-                        format!("invalid value `{}` for `outputHashMode`", m.s),
-                        &name,
-                        span,
-                    );
-                }
             }
             "args" => {
                 let Value::List(l) = &v else { return ev.type_err("a list", &v, span) };
                 for t in l.iter() {
                     let x = ev.force(t)?;
-                    let s = ev.coerce_to_string(&x, span, &mut ctx, true, true)?;
-                    serial.push_str(&format!("arg={s};"));
+                    let s = ev.coerce_to_string(&x, span, &mut ctx, true, true).map_err(in_attr)?;
+                    req.args.push(s);
                 }
                 continue;
             }
@@ -1420,30 +1417,59 @@ fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Valu
                         return drv_err(format!("duplicate derivation output `{o}`"), &name, span);
                     }
                 }
-                outputs = names;
-                continue;
+                req.outputs = names;
             }
-            "builder" => has_builder = true,
-            "system" => has_system = true,
             _ => {}
         }
-        let s = if structured {
-            let mut out = String::new();
-            ev.to_json(&v, span, &mut ctx, true, &mut out)?;
-            out
-        } else {
-            match &v {
-                Value::Null => String::new(),
-                _ => ev.coerce_to_string(&v, span, &mut ctx, true, true).map_err(|mut d| {
-                    d.frames.push(Frame {
-                        span: e.pos,
-                        message: format!("while evaluating attribute `{k}` of derivation `{name}`"),
-                    });
-                    d
-                })?,
+        let text = if structured {
+            if key == "__structuredAttrs" {
+                continue;
             }
+            let mut out = String::new();
+            ev.to_json(&v, span, &mut ctx, true, &mut out).map_err(in_attr)?;
+            if json.len() > 1 {
+                json.push(',');
+            }
+            crate::builtins::formats::json_string(key, &mut json);
+            json.push(':');
+            json.push_str(&out);
+            // The special attributes are read from their string form.
+            match &v {
+                Value::String(s) => s.s.to_string(),
+                _ => out,
+            }
+        } else {
+            let s = ev.coerce_to_string(&v, span, &mut ctx, true, true).map_err(in_attr)?;
+            req.env.insert(key.to_string(), s.clone());
+            s
         };
-        serial.push_str(&format!("{k}={s};"));
+        match key {
+            "builder" => {
+                has_builder = true;
+                req.builder = text;
+            }
+            "system" => {
+                has_system = true;
+                req.platform = text;
+            }
+            "outputHash" => out_hash = Some(text),
+            "outputHashAlgo" => out_algo = Some(text),
+            "outputHashMode" => {
+                if !matches!(text.as_str(), "recursive" | "flat" | "text" | "nar") {
+                    return drv_err(
+                        format!("invalid value `{text}` for `outputHashMode`"),
+                        &name,
+                        span,
+                    );
+                }
+                out_mode = text;
+            }
+            _ => {}
+        }
+    }
+    if structured {
+        json.push('}');
+        req.env.insert("__json".into(), json);
     }
     if !has_builder {
         return drv_err("required attribute `builder` missing".into(), &name, span);
@@ -1451,22 +1477,53 @@ fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Valu
     if !has_system {
         return drv_err("required attribute `system` missing".into(), &name, span);
     }
-    for c in &ctx {
-        serial.push_str(&format!("{c:?}"));
+    if let Some(h) = out_hash {
+        if req.outputs != ["out"] {
+            return drv_err(
+                "multiple outputs are not supported in fixed-output derivations".into(),
+                &name,
+                span,
+            );
+        }
+        let (algo, hex) =
+            match hashing::to_base16(&h, out_algo.as_deref().filter(|a| !a.is_empty())) {
+                Ok(x) => x,
+                Err(m) => return drv_err(m, &name, span),
+            };
+        let prefix = if out_mode == "recursive" || out_mode == "nar" { "r:" } else { "" };
+        req.fixed = Some((format!("{prefix}{algo}"), hex));
     }
-    let drv_path = crate::io::PlainIo::fake_store_path(&format!("{name}.drv"), serial.as_bytes());
+    for o in &req.outputs {
+        req.env.insert(o.clone(), String::new());
+    }
+    for c in &ctx {
+        match c {
+            ContextElem::Opaque(p) => {
+                req.input_srcs.insert(p.clone());
+            }
+            // FIXME: CppNix adds every output of the `.drv` closure here; kiln keeps the `.drv`.
+            ContextElem::DrvDeep(p) => {
+                req.input_srcs.insert(p.clone());
+            }
+            ContextElem::Built(p, o) => {
+                req.input_drvs.entry(p.clone()).or_default().insert(o.clone());
+            }
+        }
+    }
+    let paths = match ev.io.write_derivation(&req) {
+        Ok(p) => p,
+        Err(e) => return err(ErrorKind::Io, format!("writing derivation `{name}`: {e}"), span),
+    };
     let mut out = Attrs::new();
     let mut dc = Context::new();
-    dc.insert(ContextElem::DrvDeep(drv_path.clone()));
+    dc.insert(ContextElem::DrvDeep(paths.drv_path.clone()));
     out.insert(
         Symbol::new("drvPath"),
-        plain_entry(Value::String(NixString::with_ctx(drv_path.clone(), dc))),
+        plain_entry(Value::String(NixString::with_ctx(paths.drv_path.clone(), dc))),
     );
-    for o in outputs {
-        let n = if o == "out" { name.clone() } else { format!("{name}-{o}") };
-        let p = crate::io::PlainIo::fake_store_path(&n, format!("{drv_path}!{o}").as_bytes());
+    for (o, p) in paths.outputs {
         let mut oc = Context::new();
-        oc.insert(ContextElem::Built(drv_path.clone(), o.clone()));
+        oc.insert(ContextElem::Built(paths.drv_path.clone(), o.clone()));
         out.insert(Symbol::new(&o), plain_entry(Value::String(NixString::with_ctx(p, oc))));
     }
     Ok(Value::Attrs(Rc::new(out)))

@@ -4,6 +4,7 @@
 //! Messages for the user (`trace`, `warn`) also leave through this trait, so the library never
 //! prints.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::io;
 use std::path::Path;
 
@@ -32,6 +33,41 @@ impl FileType {
     }
 }
 
+/// What `derivationStrict` hands to the store: a derivation with its output paths not yet
+/// computed (the environment variables named after outputs are empty).
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DerivationRequest {
+    /// The derivation's name.
+    pub name: String,
+    /// The output names, in the order given.
+    pub outputs: Vec<String>,
+    /// For a fixed-output derivation: the algorithm (`sha256`, or `r:sha256` when the hash is
+    /// over a NAR) and the expected hash in hexadecimal.
+    pub fixed: Option<(String, String)>,
+    /// Input derivations (absolute `.drv` paths) with the outputs used.
+    pub input_drvs: BTreeMap<String, BTreeSet<String>>,
+    /// Input sources (absolute store paths).
+    pub input_srcs: BTreeSet<String>,
+    /// The system to build on.
+    pub platform: String,
+    /// The program to run.
+    pub builder: String,
+    /// Its arguments.
+    pub args: Vec<String>,
+    /// The environment, including `name`, `builder`, `system`, `outputs` and one empty
+    /// variable per output.
+    pub env: BTreeMap<String, String>,
+}
+
+/// Where the store put a derivation: its `.drv` path and the path of every output.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct DerivationPaths {
+    /// The absolute path of the `.drv` file.
+    pub drv_path: String,
+    /// The absolute path of each output, by name.
+    pub outputs: BTreeMap<String, String>,
+}
+
 /// File system, store and user-message access for the evaluator.
 pub trait EvalIo {
     /// Reads a whole file.
@@ -56,6 +92,9 @@ pub trait EvalIo {
     ) -> io::Result<String>;
     /// Adds a text file with the given references and returns its store path (`toFile`).
     fn add_text_to_store(&self, name: &str, text: &[u8], refs: &[String]) -> io::Result<String>;
+    /// Computes the output paths of a derivation, writes its `.drv` file to the store and
+    /// returns the paths.
+    fn write_derivation(&self, drv: &DerivationRequest) -> io::Result<DerivationPaths>;
     /// Shows a `builtins.trace` message.
     fn trace(&self, message: &str);
     /// Shows a warning.
@@ -157,6 +196,26 @@ impl EvalIo for PlainIo {
 
     fn add_text_to_store(&self, name: &str, text: &[u8], _refs: &[String]) -> io::Result<String> {
         Ok(Self::fake_store_path(name, text))
+    }
+
+    fn write_derivation(&self, drv: &DerivationRequest) -> io::Result<DerivationPaths> {
+        let text = format!("{drv:?}");
+        let drv_path = Self::fake_store_path(&format!("{}.drv", drv.name), text.as_bytes());
+        let outputs = drv
+            .outputs
+            .iter()
+            .map(|o| {
+                let name = if o == "out" { drv.name.clone() } else { format!("{}-{o}", drv.name) };
+                let path = match &drv.fixed {
+                    Some((algo, hash)) => {
+                        Self::fake_store_path(&name, format!("fixed:{algo}:{hash}").as_bytes())
+                    }
+                    None => Self::fake_store_path(&name, format!("{drv_path}!{o}").as_bytes()),
+                };
+                (o.clone(), path)
+            })
+            .collect();
+        Ok(DerivationPaths { drv_path, outputs })
     }
 
     fn trace(&self, message: &str) {

@@ -8,7 +8,7 @@ use anyhow::{Context as _, bail};
 use codespan_reporting::diagnostic::{Diagnostic as Drawn, Label};
 use codespan_reporting::files::SimpleFiles;
 use codespan_reporting::term;
-use kiln_evaluator::io::{EvalIo, FileType, PlainIo};
+use kiln_evaluator::io::{DerivationPaths, DerivationRequest, EvalIo, FileType, PlainIo};
 use kiln_evaluator::syntax::SourceMap;
 use kiln_evaluator::value::{AttrEntry, Attrs, Symbol, Thunk};
 use kiln_evaluator::{Diagnostic, EvalOptions, Evaluator, Value};
@@ -118,6 +118,10 @@ impl EvalIo for CliIo {
         refs: &[String],
     ) -> std::io::Result<String> {
         self.plain.add_text_to_store(name, text, refs)
+    }
+
+    fn write_derivation(&self, drv: &DerivationRequest) -> std::io::Result<DerivationPaths> {
+        self.plain.write_derivation(drv)
     }
 
     fn trace(&self, message: &str) {

@@ -159,6 +159,12 @@ fn encode(algo: &str, h: &[u8], format: &str) -> Option<String> {
     })
 }
 
+/// Parses a hash in any encoding and returns its algorithm and base-16 form.
+pub(crate) fn to_base16(hash: &str, algo: Option<&str>) -> Result<(String, String), String> {
+    let (algo, bytes) = parse_hash(hash, algo)?;
+    Ok((algo, base16(&bytes)))
+}
+
 pub(super) fn prim_hash_string(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let algo = ev.force_string(&a[0], span)?;
     let s = ev.force_string(&a[1], span)?;
