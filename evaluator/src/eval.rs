@@ -230,7 +230,7 @@ impl Evaluator {
     pub(crate) fn thunk(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> Thunk {
         match &e.kind {
             ExprKind::Lit(v) => Thunk::value(v.clone()),
-            ExprKind::Var(Var::Local { depth, idx }) => lookup_slot(env, *depth, *idx),
+            ExprKind::Var(Var::Local { depth, idx, .. }) => lookup_slot(env, *depth, *idx),
             ExprKind::Lambda(def) => {
                 Thunk::value(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() })))
             }
@@ -260,7 +260,7 @@ impl Evaluator {
         let span = e.span;
         match &e.kind {
             ExprKind::Lit(v) => Ok(v.clone()),
-            ExprKind::Var(Var::Local { depth, idx }) => {
+            ExprKind::Var(Var::Local { depth, idx, .. }) => {
                 let t = lookup_slot(env, *depth, *idx);
                 self.force(&t).map_err(|mut d| {
                     if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {

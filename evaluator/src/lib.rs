@@ -12,6 +12,7 @@ pub mod eval;
 pub mod io;
 pub mod lower;
 pub mod print;
+pub mod show;
 pub mod syntax;
 mod toplevel;
 pub mod value;

@@ -27,8 +27,8 @@ pub struct Expr {
 /// How a variable is found at run time.
 #[derive(Clone, Debug)]
 pub(crate) enum Var {
-    /// `depth` frames up, slot `idx`.
-    Local { depth: u32, idx: u32 },
+    /// `depth` frames up, slot `idx`; `name` is kept for printing.
+    Local { depth: u32, idx: u32, name: Symbol },
     /// Looked up in the enclosing `with` namespaces, innermost first.
     With(Symbol),
 }
@@ -65,9 +65,21 @@ pub(crate) enum BinOp {
     Ge,
 }
 
+/// How an attribute was written.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum BindingKind {
+    /// `name = value;`
+    Plain,
+    /// `inherit name;`
+    Inherit,
+    /// `inherit (sources[i]) name;`
+    InheritFrom(usize),
+}
+
 /// An attribute of a set or a `let` binding.
 pub(crate) struct Binding {
     pub(crate) name: Symbol,
+    pub(crate) kind: BindingKind,
     pub(crate) value: Rc<Expr>,
     /// Evaluated in the environment around the set (`inherit x;` in `rec`/`let`).
     pub(crate) outer: bool,
@@ -309,7 +321,11 @@ impl<'a> Lowerer<'a> {
             match scope {
                 Scope::Static(names) => {
                     if let Some(idx) = names.get(name) {
-                        return Some(Var::Local { depth: depth as u32, idx: *idx });
+                        return Some(Var::Local {
+                            depth: depth as u32,
+                            idx: *idx,
+                            name: name.clone(),
+                        });
                     }
                 }
                 Scope::With => has_with = true,
@@ -482,7 +498,7 @@ impl<'a> Lowerer<'a> {
                             home = true;
                         } else if !text.starts_with('/') {
                             let joined: PathBuf = self.ctx.base_dir.join(&text);
-                            let mut j = joined.to_string_lossy().into_owned();
+                            let mut j = canon_path(&joined.to_string_lossy());
                             if text.ends_with('/') && !j.ends_with('/') {
                                 j.push('/');
                             }
@@ -845,8 +861,8 @@ impl<'a> Lowerer<'a> {
             }
             PVal::InheritVar(span) => (self.var(name.as_str(), span), true),
             PVal::InheritFrom(i, span) => {
-                let src =
-                    self.mk(span, ExprKind::Var(Var::Local { depth: 0, idx: src_base + i as u32 }));
+                let var = Var::Local { depth: 0, idx: src_base + i as u32, name: name.clone() };
+                let src = self.mk(span, ExprKind::Var(var));
                 let sel = ExprKind::Select(src, vec![Key::Static(name.clone())], None);
                 (self.mk(span, sel), false)
             }
@@ -877,6 +893,11 @@ impl<'a> Lowerer<'a> {
         }
         let mut bindings = Vec::new();
         for (name, val, span) in p.entries {
+            let kind = match &val {
+                PVal::InheritVar(_) => BindingKind::Inherit,
+                PVal::InheritFrom(i, _) => BindingKind::InheritFrom(*i),
+                _ => BindingKind::Plain,
+            };
             let (value, outer) = if rec && matches!(val, PVal::InheritVar(_)) {
                 let saved = self.scopes.pop();
                 let r = self.lower_pval(&name, val, src_base);
@@ -887,7 +908,7 @@ impl<'a> Lowerer<'a> {
             } else {
                 self.lower_pval(&name, val, src_base)
             };
-            bindings.push(Binding { name, value, outer: outer && rec, span });
+            bindings.push(Binding { name, kind, value, outer: outer && rec, span });
         }
         let mut dynamic = Vec::new();
         for (attr, val, span) in p.dynamic {

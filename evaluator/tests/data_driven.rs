@@ -92,6 +92,37 @@ fn data_files() {
     assert!(failures.is_empty(), "{}", failures.join("\n"));
 }
 
+/// Every `tests/data/parse-okay-*.nix` prints (as `kiln parse` does) the text of its `.exp`,
+/// with the data folder written `/pwd`.
+#[test]
+fn parse_files() {
+    let dir = data_dir();
+    let update = std::env::var_os("KILN_UPDATE_SNAPSHOTS").is_some();
+    let mut names: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.starts_with("parse-okay-") && n.ends_with(".nix"))
+        .collect();
+    names.sort();
+    assert!(!names.is_empty());
+    for name in names {
+        let path = dir.join(&name);
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut ev = evaluator();
+        let expr = ev
+            .load(name.clone(), Some(path.clone()), text.into(), &dir)
+            .unwrap_or_else(|ds| panic!("{name}: {}", ds[0].message));
+        let got = kiln_evaluator::show::show(&expr).replace(&*dir.to_string_lossy(), "/pwd");
+        let exp_path = path.with_extension("exp");
+        if update {
+            std::fs::write(&exp_path, format!("{got}\n")).unwrap();
+            continue;
+        }
+        let expected = std::fs::read_to_string(&exp_path).unwrap_or_default();
+        assert_eq!(expected.trim_end(), got, "{name}");
+    }
+}
+
 #[test]
 fn lang_spec_examples() {
     let spec = Path::new(env!("CARGO_MANIFEST_DIR")).join("../lang-spec");

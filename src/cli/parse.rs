@@ -30,10 +30,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let dir: PathBuf =
         path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(cwd.clone());
     let mut ev = super::eval::make_evaluator(&[], None, &[]);
-    match ev.load(name, path, text.clone().into(), &dir) {
-        Ok(_) => {
-            // FIXME: print the lowered expression as `nix-instantiate --parse` does, not the source.
-            println!("{}", text.trim_end());
+    match ev.load(name, path, text.into(), &dir) {
+        Ok(expr) => {
+            println!("{}", kiln_evaluator::show::show(&expr));
             Ok(())
         }
         Err(diags) => {
