@@ -34,6 +34,9 @@ enum Command {
     Derivation(derivation::Command),
     /// Build derivations and link their outputs as `./result`
     Build(build::Args),
+    /// Set up a build sandbox and run a builder in it (used by `kiln build` itself)
+    #[command(name = "__sandbox", hide = true)]
+    Sandbox(build::SandboxArgs),
     /// Evaluate a Nix expression and print its value
     Eval(eval::Args),
     /// Check the syntax of a Nix file
@@ -79,6 +82,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(cmd) => store::run(cmd, &cx),
         Command::Derivation(cmd) => derivation::run(cmd, &cx),
         Command::Build(args) => build::run(args, &cx),
+        Command::Sandbox(args) => build::sandbox(args),
         Command::Eval(args) => eval::run(args),
         Command::Parse(args) => parse::run(args),
     }

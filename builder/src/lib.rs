@@ -12,6 +12,7 @@ mod event;
 mod executor;
 mod local;
 mod plan;
+mod sandbox;
 mod schedule;
 
 pub use error::Error;
@@ -19,4 +20,5 @@ pub use event::{Event, Status, Summary};
 pub use executor::{ExecOutcome, Executor, Job};
 pub use local::LocalExecutor;
 pub use plan::{Node, Plan, Reason};
+pub use sandbox::{SandboxArgs, SandboxExecutor, sandbox_main};
 pub use schedule::{Options, build};

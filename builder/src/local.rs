@@ -1,8 +1,8 @@
 //! Running a builder process on this machine, in its own process group, with exactly the
 //! environment it is given.
 //!
-//! FIXME: builds run without the namespace sandbox yet; the sandbox (user, mount, PID,
-//! network, UTS and IPC namespaces, seccomp) is the next step of the builder.
+//! This is `--no-sandbox`: the builder sees the whole host. The sandbox (`sandbox.rs`) runs the
+//! same way, through a helper process that sets up namespaces first.
 
 use std::io::{BufRead, BufReader};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
@@ -30,53 +30,60 @@ impl<'s> LocalExecutor<'s> {
 
 impl Executor for LocalExecutor<'_> {
     fn run(&self, job: &Job<'_>, log: &mut dyn FnMut(&str)) -> Result<ExecOutcome, Error> {
-        let io = |op| move |source| Error::Io { op, path: PathBuf::from(job.builder), source };
-        let (reader, writer) = std::io::pipe().map_err(io("create a pipe for"))?;
         let mut cmd = Command::new(job.builder);
         cmd.args(job.args)
             .env_clear()
             .envs(&job.env)
             .current_dir(job.build_dir)
-            .stdin(Stdio::null())
-            .stdout(writer.try_clone().map_err(io("create a pipe for"))?)
-            .stderr(writer)
-            .process_group(0);
-        let mut child = cmd.spawn().map_err(io("run the builder"))?;
-        // The command keeps copies of the pipe's write end; drop them so the read end sees the
-        // end of the output when the builder's process group is gone.
-        drop(cmd);
-        let pgid = Pid::from_raw(child.id() as i32);
-
-        let status = std::thread::scope(|scope| {
-            let waiter = scope.spawn(move || {
-                let status = child.wait();
-                // Whatever the builder left running dies with it.
-                let _ = killpg(pgid, Signal::SIGKILL);
-                status
-            });
-            let mut lines = BufReader::new(reader);
-            let mut buf = Vec::new();
-            while lines.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
-                let line = String::from_utf8_lossy(&buf);
-                log(line.trim_end_matches('\n'));
-                buf.clear();
-            }
-            waiter.join().expect("the waiting thread does not panic")
-        });
-        let status = status.map_err(io("wait for the builder"))?;
-        Ok(match (status.code(), status.signal()) {
-            (Some(0), _) => ExecOutcome::Success,
-            (Some(code), _) => {
-                ExecOutcome::Failure(format!("the builder exited with status {code}"))
-            }
-            (None, Some(sig)) => {
-                ExecOutcome::Failure(format!("the builder was killed by signal {sig}"))
-            }
-            (None, None) => ExecOutcome::Failure("the builder ended abnormally".into()),
-        })
+            .stdin(Stdio::null());
+        run_logged(cmd, job.builder, log)
     }
 
     fn output_location(&self, _job: &Job<'_>, path: &StorePath) -> PathBuf {
         self.store.locate(path)
     }
+}
+
+/// Runs a command in its own process group with stdout and stderr merged into `log`, line by
+/// line; when it exits, whatever it left running in its group is killed.
+pub(crate) fn run_logged(
+    mut cmd: Command,
+    what: &str,
+    log: &mut dyn FnMut(&str),
+) -> Result<ExecOutcome, Error> {
+    let io = |op| move |source| Error::Io { op, path: PathBuf::from(what), source };
+    let (reader, writer) = std::io::pipe().map_err(io("create a pipe for"))?;
+    cmd.stdout(writer.try_clone().map_err(io("create a pipe for"))?)
+        .stderr(writer)
+        .process_group(0);
+    let mut child = cmd.spawn().map_err(io("run the builder"))?;
+    // The command keeps copies of the pipe's write end; drop them so the read end sees the end
+    // of the output once the process group is gone.
+    drop(cmd);
+    let pgid = Pid::from_raw(child.id() as i32);
+
+    let status = std::thread::scope(|scope| {
+        let waiter = scope.spawn(move || {
+            let status = child.wait();
+            let _ = killpg(pgid, Signal::SIGKILL);
+            status
+        });
+        let mut lines = BufReader::new(reader);
+        let mut buf = Vec::new();
+        while lines.read_until(b'\n', &mut buf).unwrap_or(0) > 0 {
+            let line = String::from_utf8_lossy(&buf);
+            log(line.trim_end_matches('\n'));
+            buf.clear();
+        }
+        waiter.join().expect("the waiting thread does not panic")
+    });
+    let status = status.map_err(io("wait for the builder"))?;
+    Ok(match (status.code(), status.signal()) {
+        (Some(0), _) => ExecOutcome::Success,
+        (Some(code), _) => ExecOutcome::Failure(format!("the builder exited with status {code}")),
+        (None, Some(sig)) => {
+            ExecOutcome::Failure(format!("the builder was killed by signal {sig}"))
+        }
+        (None, None) => ExecOutcome::Failure("the builder ended abnormally".into()),
+    })
 }

@@ -4,7 +4,7 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use kiln_builder::{Event, LocalExecutor, Options, Plan, Status, Summary};
+use kiln_builder::{Event, LocalExecutor, Options, Plan, SandboxExecutor, Status, Summary};
 use kiln_store::{Store, StorePath};
 use serde_json::json;
 
@@ -36,6 +36,38 @@ pub(crate) struct Args {
     /// Make no result links
     #[arg(long)]
     no_link: bool,
+    /// Run builders directly on the host instead of in the sandbox
+    #[arg(long)]
+    no_sandbox: bool,
+}
+
+/// The hidden `kiln __sandbox` command's arguments (see `kiln_builder::SandboxArgs`).
+#[derive(clap::Args, Debug)]
+pub(crate) struct SandboxArgs {
+    root: PathBuf,
+    build_dir: PathBuf,
+    binds: PathBuf,
+    /// `UID:GID` on the host
+    ids: String,
+    /// `network` or `no-network`
+    network: String,
+    /// The builder and its arguments
+    #[arg(last = true, required = true)]
+    command: Vec<String>,
+}
+
+/// Runs the sandbox helper and exits with the builder's status.
+pub(crate) fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
+    let (uid, gid) = args.ids.split_once(':').context("ids must be `UID:GID`")?;
+    let args = kiln_builder::SandboxArgs {
+        root: args.root,
+        build_dir: args.build_dir,
+        binds: args.binds,
+        host_ids: (uid.parse()?, gid.parse()?),
+        network: args.network == "network",
+        command: args.command,
+    };
+    std::process::exit(kiln_builder::sandbox_main(&args))
 }
 
 pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
@@ -69,9 +101,22 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
     }
-    let executor = LocalExecutor::new(&store);
+    let local = LocalExecutor::new(&store);
+    let sandboxed;
+    let executor: &dyn kiln_builder::Executor = if args.no_sandbox {
+        &local
+    } else if SandboxExecutor::available() {
+        let kiln = std::env::current_exe().context("cannot find the kiln binary")?;
+        sandboxed = SandboxExecutor::new(&store, kiln);
+        &sandboxed
+    } else {
+        eprintln!(
+            "warning: this machine does not let kiln create namespaces; building without the sandbox"
+        );
+        &local
+    };
     let summary =
-        kiln_builder::build(&store, &plan, &options, &executor, &mut |e| reporter.event(e))?;
+        kiln_builder::build(&store, &plan, &options, executor, &mut |e| reporter.event(e))?;
     reporter.summary(&summary)?;
     if summary.failed > 0 {
         let n = summary.failed;

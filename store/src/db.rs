@@ -105,10 +105,20 @@ impl Db {
         let err = |op| err_at(path, op);
         let conn = Connection::open(path).map_err(err("opening"))?;
         conn.busy_timeout(Duration::from_secs(600)).map_err(err("setting the busy timeout"))?;
-        conn.execute_batch(
-            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
-        )
-        .map_err(err("configuring the connection"))?;
+        // Switching a new database to WAL needs a moment alone with it and does not wait on the
+        // busy timeout, so two processes opening a new store at once retry here.
+        let started = std::time::Instant::now();
+        loop {
+            let pragmas =
+                "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;";
+            match conn.execute_batch(pragmas) {
+                Ok(()) => break,
+                Err(e) if is_busy(&e) && started.elapsed() < Duration::from_secs(60) => {
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(e) => return Err(err("configuring the connection")(e)),
+            }
+        }
         let mut db = Db { conn, path: path.to_owned() };
         db.migrate()?;
         Ok(db)
@@ -404,6 +414,13 @@ impl Db {
             .map_err(&err)?;
         names.iter().map(|n| self.parse_path(n)).collect()
     }
+}
+
+fn is_busy(e: &rusqlite::Error) -> bool {
+    matches!(
+        e.sqlite_error_code(),
+        Some(rusqlite::ErrorCode::DatabaseBusy | rusqlite::ErrorCode::DatabaseLocked)
+    )
 }
 
 fn err_at(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {

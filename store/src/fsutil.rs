@@ -52,6 +52,13 @@ pub(crate) fn normalise(path: &Path) -> Result<(), Error> {
     } else if !ft.is_symlink() {
         return Err(Error::UnsupportedFileType { path: path.to_owned(), kind: kind_name(&ft) });
     }
+    // Builds may run as another user; what enters the store belongs to the store's owner.
+    let (uid, gid) = (nix::unistd::geteuid().as_raw(), nix::unistd::getegid().as_raw());
+    if std::os::unix::fs::MetadataExt::uid(&meta) != uid
+        || std::os::unix::fs::MetadataExt::gid(&meta) != gid
+    {
+        std::os::unix::fs::lchown(path, Some(uid), Some(gid)).at("change the owner of", path)?;
+    }
     let one = TimeSpec::new(1, 0);
     utimensat(nix::fcntl::AT_FDCWD, path, &one, &one, UtimensatFlags::NoFollowSymlink)
         .map_err(std::io::Error::from)

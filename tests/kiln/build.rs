@@ -8,6 +8,9 @@ use serde_json::Value;
 
 use crate::support::{TestStore, assert_success};
 
+/// The host paths a `/bin/sh` builder needs on Debian.
+const HOST_DEPS: &str = "/bin /usr /lib /lib64";
+
 /// Writes derivations whose builders are `/bin/sh -c SCRIPT`, remembering their identities.
 struct Graph<'a> {
     store: &'a Store,
@@ -25,6 +28,8 @@ impl<'a> Graph<'a> {
             ("name".to_owned(), name.to_owned()),
             ("out".to_owned(), String::new()),
             ("builder".to_owned(), "/bin/sh".to_owned()),
+            // The host's shell and its libraries, declared: the one impurity allowed.
+            ("__impureHostDeps".to_owned(), HOST_DEPS.to_owned()),
         ]);
         let mut input_drvs = BTreeMap::new();
         for (i, input) in inputs.iter().enumerate() {
@@ -65,7 +70,11 @@ fn diamond(g: &mut Graph<'_>, leaf_text: &str, right_text: &str) -> [StorePath; 
     let left = g.drv("left", "read x < $in0; echo \"left($x)\" > $out", &[&leaf]);
     let right =
         g.drv("right", &format!("read x < $in0; echo \"{right_text}($x)\" > $out"), &[&leaf]);
-    let top = g.drv("top", "/bin/mkdir $out; /bin/cat $in0 $in1 > $out/both; echo $in1 > $out/uses-right", &[&left, &right]);
+    let top = g.drv(
+        "top",
+        "/bin/mkdir $out; /bin/cat $in0 $in1 > $out/both; echo $in1 > $out/uses-right",
+        &[&left, &right],
+    );
     [leaf, left, right, top]
 }
 
@@ -236,4 +245,113 @@ fn two_processes_on_overlapping_graphs_build_each_derivation_once() {
         }
     }
     assert_eq!((built, shared_built), (3, 1), "each derivation is built exactly once");
+}
+
+#[test]
+fn the_sandbox_hides_the_host() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    // Each probe prints `name=yes` when the build could do the thing, `name=no` otherwise.
+    let script = r#"
+probe() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name=yes"; else echo "$name=no"; fi; }
+{
+probe read-shadow /bin/cat /etc/shadow
+probe list-root /bin/ls /root
+probe list-home /bin/ls /home
+probe write-usr /bin/sh -c 'echo x > /usr/kiln-escape'
+probe write-root /bin/sh -c 'echo x > /kiln-escape'
+probe write-build /bin/sh -c 'echo x > /build/inside'
+probe perl-runs /usr/bin/perl -e 1
+probe connect /usr/bin/perl -MIO::Socket::INET -e 'IO::Socket::INET->new(PeerAddr => "1.1.1.1:80", Timeout => 2) or exit 1'
+echo "uid=$(/usr/bin/id -u)"
+echo "host=$(/bin/hostname)"
+echo "pwd=$(/bin/pwd)"
+echo "interfaces=$(/bin/grep -c : /proc/net/dev)"
+echo "processes=$(/bin/ls /proc | /bin/grep -c '^[0-9]')"
+echo "home=$HOME path=$PATH tmp=$TMPDIR"
+} > $out
+"#;
+    let probe = g.drv("probe", script, &[]);
+    let out = s.kiln().args(["build", "--no-link", &store.render(&probe)]).output().unwrap();
+    assert_success(&out, &"sandboxed probe");
+    let report = std::fs::read_to_string(g.out(&probe)).unwrap();
+    for line in [
+        "read-shadow=no",
+        "list-root=no",
+        "list-home=no",
+        "write-usr=no",
+        "write-root=no",
+        "write-build=yes",
+        "perl-runs=yes",
+        "connect=no",
+        "uid=1000",
+        "host=localhost",
+        "pwd=/build",
+        "interfaces=1",
+        "home=/homeless-shelter path=/path-not-set tmp=/build",
+    ] {
+        assert!(report.lines().any(|l| l == line), "expected `{line}` in:\n{report}");
+    }
+    let processes: usize =
+        report.lines().find_map(|l| l.strip_prefix("processes=")).unwrap().parse().unwrap();
+    assert!(processes < 10, "the build sees host processes:\n{report}");
+    assert!(
+        !std::path::Path::new("/usr/kiln-escape").exists()
+            && !std::path::Path::new("/kiln-escape").exists()
+    );
+}
+
+#[test]
+fn outputs_never_keep_setuid_bits() {
+    use std::os::unix::fs::PermissionsExt;
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let drv = g.drv("setuid", "echo x > $out; /bin/chmod 4755 $out || true", &[]);
+    let out = s.kiln().args(["build", "--no-link", &store.render(&drv)]).output().unwrap();
+    assert_success(&out, &"setuid build");
+    let mode = std::fs::metadata(g.out(&drv)).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o555, "the store path keeps no setuid bit");
+}
+
+#[test]
+fn kill_during_a_build_then_rerun_succeeds() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let first = g.drv("first", "echo first > $out", &[]);
+    let slow = g.drv("slow", "/bin/sleep 3; /bin/cat $in0 > $out", &[&first]);
+    let mut child = s
+        .kiln()
+        .args(["build", "--no-link", &store.render(&slow)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the slow builder runs, then kill kiln outright.
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !store.is_valid(&store.resolve(&g.out(&first)).unwrap()).unwrap() {
+        assert!(std::time::Instant::now() < deadline, "the first build never finished");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    assert!(
+        !store.is_valid(&store.resolve(&g.out(&slow)).unwrap()).unwrap(),
+        "a killed build leaves no valid output"
+    );
+    let events = build_json(&s, &["--no-link", &store.render(&slow)], true);
+    let sum = summary(&events);
+    assert_eq!((sum["built"].as_u64(), sum["reused"].as_u64()), (Some(1), Some(1)), "{sum}");
+    assert_eq!(std::fs::read_to_string(g.out(&slow)).unwrap(), "first\n");
+    for p in store.all_paths().unwrap() {
+        let info = store.query_info(&p).unwrap().unwrap();
+        assert_eq!(
+            kiln_store::nar::hash_path(&store.locate(&p)).unwrap(),
+            (info.nar_hash, info.nar_size)
+        );
+    }
 }
