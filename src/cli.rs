@@ -5,6 +5,7 @@ mod build;
 mod derivation;
 mod eval;
 mod parse;
+mod repl;
 mod store;
 
 use std::path::PathBuf;
@@ -41,6 +42,8 @@ enum Command {
     Eval(eval::Args),
     /// Check the syntax of a Nix file
     Parse(parse::Args),
+    /// Evaluate expressions interactively
+    Repl(repl::Args),
 }
 
 /// What every command may need: where the store is, opened on first use.
@@ -85,5 +88,6 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Sandbox(args) => build::sandbox(args),
         Command::Eval(args) => eval::run(args),
         Command::Parse(args) => parse::run(args),
+        Command::Repl(args) => repl::run(args),
     }
 }

@@ -126,3 +126,34 @@ impl Evaluator {
         self.to_xml(v, span, &mut ctx)
     }
 }
+
+impl Evaluator {
+    /// Parses `text` and evaluates it with the attributes of `scope` as variables (statically
+    /// bound, shadowing builtins), as the REPL does. Relative paths resolve against `base_dir`.
+    pub fn eval_in_scope(
+        &mut self,
+        name: &str,
+        text: &str,
+        base_dir: &std::path::Path,
+        scope: &Rc<Attrs>,
+    ) -> Result<Value, Vec<Diagnostic>> {
+        let names: std::collections::HashMap<Symbol, u32> =
+            scope.keys().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+        let expr = self.load_scoped(name.into(), None, text.into(), base_dir, Some(names))?;
+        let with_frame = Rc::new(crate::value::Env {
+            slots: std::cell::RefCell::new(Vec::new()),
+            parent: Some(self.base_env.clone()),
+            with: Some(Thunk::value(Value::Attrs(scope.clone()))),
+        });
+        let slots: Vec<Thunk> = scope.values().map(|e| e.value.clone()).collect();
+        let env = crate::value::Env::new(slots, Some(with_frame));
+        self.eval(&expr, &env).map_err(|d| vec![*d])
+    }
+
+    /// The names bound at the top level (builtins and constants), for completion.
+    pub fn global_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self.base_names.keys().map(|s| s.to_string()).collect();
+        names.sort();
+        names
+    }
+}
