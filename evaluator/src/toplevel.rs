@@ -119,11 +119,12 @@ impl Evaluator {
         Ok(out)
     }
 
-    /// Renders `v` as XML (`--xml --no-location`).
-    pub fn value_to_xml(&mut self, v: &Value) -> R<String> {
+    /// Renders `v` as XML (`--xml`; `--no-location` leaves out where attributes and functions
+    /// are defined).
+    pub fn value_to_xml(&mut self, v: &Value, locations: bool) -> R<String> {
         let span = self.dummy_span();
         let mut ctx = Context::new();
-        self.to_xml(v, span, &mut ctx)
+        self.to_xml_with(v, span, &mut ctx, locations)
     }
 }
 

@@ -302,6 +302,8 @@ fn xml_escape(s: &str) -> String {
 struct XmlWriter {
     out: String,
     indent: usize,
+    /// Whether attributes and functions carry `path`, `line` and `column`.
+    locations: bool,
 }
 
 impl XmlWriter {
@@ -329,13 +331,34 @@ impl XmlWriter {
 impl Evaluator {
     /// Renders `v` as CppNix's XML (without source locations), forcing it deeply.
     pub fn to_xml(&mut self, v: &Value, span: Span, ctx: &mut Context) -> R<String> {
-        let mut w =
-            XmlWriter { out: String::from("<?xml version='1.0' encoding='utf-8'?>\n"), indent: 0 };
+        self.to_xml_with(v, span, ctx, false)
+    }
+
+    /// Renders `v` as XML, with source locations when `locations` is set (`--xml` without
+    /// `--no-location`).
+    pub fn to_xml_with(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        locations: bool,
+    ) -> R<String> {
+        let mut w = XmlWriter {
+            out: String::from("<?xml version='1.0' encoding='utf-8'?>\n"),
+            indent: 0,
+            locations,
+        };
         w.open("expr", &[]);
         let mut seen = std::collections::HashSet::new();
         self.xml_value(v, span, ctx, &mut w, &mut seen)?;
         w.close("expr");
         Ok(w.out)
+    }
+
+    fn xml_location(&self, span: Span) -> Vec<(&'static str, String)> {
+        let f = self.sources.get(span.file);
+        let (line, col) = f.line_col(span.start);
+        vec![("path", f.name.clone()), ("line", line.to_string()), ("column", col.to_string())]
     }
 
     fn xml_attrs(
@@ -347,7 +370,11 @@ impl Evaluator {
         seen: &mut std::collections::HashSet<usize>,
     ) -> R<()> {
         for (k, e) in a.iter() {
-            w.open("attr", &[("name", k.to_string())]);
+            let mut xa = vec![("name", k.to_string())];
+            if let Some(pos) = e.pos.filter(|_| w.locations) {
+                xa.extend(self.xml_location(pos));
+            }
+            w.open("attr", &xa);
             let v = self.force(&e.value.clone())?;
             self.xml_value(&v, span, ctx, w, seen)?;
             w.close("attr");
@@ -415,7 +442,8 @@ impl Evaluator {
                 w.close("attrs");
             }
             Value::Lambda(c) => {
-                w.open("function", &[]);
+                let xa = if w.locations { self.xml_location(c.def.span) } else { Vec::new() };
+                w.open("function", &xa);
                 match &c.def.param {
                     Param::Ident(n) => w.empty("varpat", &[("name", n.to_string())]),
                     Param::Formals { entries, ellipsis, bind } => {
