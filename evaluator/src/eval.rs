@@ -166,7 +166,7 @@ impl Evaluator {
     /// Evaluates a loaded expression to weak head normal form.
     pub fn eval_root(&mut self, e: &Rc<Expr>) -> R<Value> {
         let env = self.base_env.clone();
-        self.eval(e, &env)
+        self.eval(e, &env).map_err(|d| self.without_dummy_spans(d))
     }
 
     /// The source map file of a span.
@@ -222,8 +222,24 @@ impl Evaluator {
         }
     }
 
+    /// The span of errors that have no place in the source (top-level printing, `-A`); it is
+    /// removed before an error leaves the evaluator (see [`Evaluator::without_dummy_spans`]).
     pub(crate) fn dummy_span(&self) -> Span {
-        Span { file: FileId(0), start: 0, end: 0 }
+        Span { file: FileId(u32::MAX), start: 0, end: 0 }
+    }
+
+    /// Removes the placeholder span of errors raised outside any source text.
+    pub(crate) fn without_dummy_spans(&self, mut d: Box<Diagnostic>) -> Box<Diagnostic> {
+        let dummy = self.dummy_span();
+        if d.span == Some(dummy) {
+            d.span = None;
+        }
+        for f in &mut d.frames {
+            if f.span == Some(dummy) {
+                f.span = None;
+            }
+        }
+        d
     }
 
     /// Makes a thunk for `e` in `env`, without allocating for literals and variables.

@@ -22,13 +22,17 @@ impl Evaluator {
     /// Calls a function with formals with the arguments it asks for from `args`, as
     /// `nix-instantiate` does with `--arg`; other values are returned as they are.
     pub fn auto_call(&mut self, v: Value, args: &Rc<Attrs>) -> R<Value> {
+        self.auto_call_inner(v, args).map_err(|d| self.without_dummy_spans(d))
+    }
+
+    fn auto_call_inner(&mut self, v: Value, args: &Rc<Attrs>) -> R<Value> {
         let v = match v {
             Value::Attrs(a) if a.contains_key(&Symbol::new("__functor")) => {
                 let f = a[&Symbol::new("__functor")].value.clone();
                 let fv = self.force(&f)?;
                 let inner =
                     self.call(&fv, Thunk::value(Value::Attrs(a.clone())), self.dummy_span())?;
-                return self.auto_call(inner, args);
+                return self.auto_call_inner(inner, args);
             }
             v => v,
         };
@@ -63,6 +67,10 @@ impl Evaluator {
     /// Follows an attribute path (`a.b.0.c`; numbers index lists), auto-calling functions
     /// on the way, as `nix-instantiate -A` does.
     pub fn select_attr_path(&mut self, root: &Value, path: &str, args: &Rc<Attrs>) -> R<Value> {
+        self.select_inner(root, path, args).map_err(|d| self.without_dummy_spans(d))
+    }
+
+    fn select_inner(&mut self, root: &Value, path: &str, args: &Rc<Attrs>) -> R<Value> {
         let mut v = self.auto_call(root.clone(), args)?;
         for part in path.split('.').filter(|p| !p.is_empty()) {
             let part = part.trim_matches('"');
@@ -106,7 +114,7 @@ impl Evaluator {
     /// Forces `v` completely and prints it as `nix-instantiate --eval --strict` does.
     pub fn print_strict(&mut self, v: &Value) -> R<String> {
         let span = self.dummy_span();
-        self.deep_force(v, span)?;
+        self.deep_force(v, span).map_err(|d| self.without_dummy_spans(d))?;
         Ok(crate::print::print_value(v))
     }
 
@@ -115,7 +123,7 @@ impl Evaluator {
         let span = self.dummy_span();
         let mut ctx = Context::new();
         let mut out = String::new();
-        self.to_json(v, span, &mut ctx, true, &mut out)?;
+        self.to_json(v, span, &mut ctx, true, &mut out).map_err(|d| self.without_dummy_spans(d))?;
         Ok(out)
     }
 
@@ -124,7 +132,7 @@ impl Evaluator {
     pub fn value_to_xml(&mut self, v: &Value, locations: bool) -> R<String> {
         let span = self.dummy_span();
         let mut ctx = Context::new();
-        self.to_xml_with(v, span, &mut ctx, locations)
+        self.to_xml_with(v, span, &mut ctx, locations).map_err(|d| self.without_dummy_spans(d))
     }
 }
 
@@ -148,7 +156,7 @@ impl Evaluator {
         });
         let slots: Vec<Thunk> = scope.values().map(|e| e.value.clone()).collect();
         let env = crate::value::Env::new(slots, Some(with_frame));
-        self.eval(&expr, &env).map_err(|d| vec![*d])
+        self.eval(&expr, &env).map_err(|d| vec![*self.without_dummy_spans(d)])
     }
 
     /// The names bound at the top level (builtins and constants), for completion.
