@@ -650,8 +650,8 @@ impl Evaluator {
                                         let mut d = Diagnostic::new(
                                             ErrorKind::Call,
                                             format!(
-                                                "function `{}` called without required argument `{name}`",
-                                                self.lambda_name(def)
+                                                "{} called without required argument `{name}`",
+                                                self.function_desc(def)
                                             ),
                                             Some(span),
                                         );
@@ -670,8 +670,8 @@ impl Evaluator {
                                     return err(
                                         ErrorKind::Call,
                                         format!(
-                                            "function `{}` called with unexpected argument `{k}`",
-                                            self.lambda_name(def)
+                                            "{} called with unexpected argument `{k}`",
+                                            self.function_desc(def)
                                         ),
                                         span,
                                     );
@@ -689,7 +689,7 @@ impl Evaluator {
                     if d.frames.len() < 1000 {
                         d.frames.push(Frame {
                             span: Some(span),
-                            message: format!("while calling `{}`", self.lambda_name(def)),
+                            message: format!("while calling {}", self.function_desc(def)),
                         });
                     }
                     d
@@ -729,10 +729,11 @@ impl Evaluator {
         }
     }
 
-    fn lambda_name(&self, def: &lower::LambdaDef) -> String {
+    /// "function `f`" or "anonymous function", for messages.
+    fn function_desc(&self, def: &lower::LambdaDef) -> String {
         match &*def.name.borrow() {
-            Some(n) => n.to_string(),
-            None => "anonymous lambda".into(),
+            Some(n) => format!("function `{n}`"),
+            None => "anonymous function".into(),
         }
     }
 

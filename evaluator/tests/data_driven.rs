@@ -58,7 +58,10 @@ fn data_files() {
     for name in names {
         let path = dir.join(&name);
         let text = std::fs::read_to_string(&path).unwrap();
-        let got = run(&name, Some(path.clone()), &text, &dir);
+        let pwd = dir.to_string_lossy().into_owned();
+        let got = run(&name, Some(path.clone()), &text, &dir)
+            .map(|s| s.replace(&pwd, "/pwd"))
+            .map_err(|e| e.replace(&pwd, "/pwd"));
         let (exp_path, got_text) = if name.starts_with("eval-okay-") {
             match got {
                 Ok(s) => (path.with_extension("exp"), s),

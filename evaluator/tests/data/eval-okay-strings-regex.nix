@@ -1,0 +1,15 @@
+with builtins; [
+  (match "([a-z]+)-([0-9.]+)" "hello-2.12.1")
+  (match "[[:digit:]]+" "123")
+  (match "a.b" "a\nb")
+  (split "[,;] *" "a, b;c")
+  (split "(x)|(y)" "axbyc")
+  (replaceStrings [ "\${" "}" ] [ "<" ">" ] "a \${b} c")
+  (concatStringsSep "-" [ "a" "b" "c" ])
+  (stringLength "日本")
+  (substring 0 3 "日本")
+  (toString [ 1 2.5 true false null "s" [ "nested" ] ])
+  (compareVersions "2.0" "10.0") (splitVersion "1.2.3alpha4")
+  (parseDrvName "python3.11-requests-2.31.0")
+  (hashString "sha1" "kiln")
+]
