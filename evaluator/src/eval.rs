@@ -354,7 +354,11 @@ impl Evaluator {
                                 if let Some(d) = default {
                                     return self.eval(d, env);
                                 }
-                                return self.missing_attr(&name, a, span);
+                                let at = match key {
+                                    Key::Static(_, s) => *s,
+                                    Key::Dynamic(e) => e.span,
+                                };
+                                return self.missing_attr(&name, a, at);
                             }
                         },
                         other => {
@@ -498,7 +502,7 @@ impl Evaluator {
 
     fn key_name(&mut self, key: &Key, env: &Rc<Env>) -> R<Symbol> {
         match key {
-            Key::Static(s) => Ok(s.clone()),
+            Key::Static(s, _) => Ok(s.clone()),
             Key::Dynamic(e) => {
                 let v = self.eval(e, env)?;
                 match v {
@@ -837,7 +841,14 @@ impl Evaluator {
 
     fn add(&mut self, lv: Value, rv: Value, span: Span) -> R<Value> {
         match (&lv, &rv) {
-            (Value::Int(_) | Value::Float(_), _) => self.arith(BinOp::Add, lv, rv, span),
+            (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
+                self.arith(BinOp::Add, lv, rv, span)
+            }
+            (Value::Int(_) | Value::Float(_), _) => err(
+                ErrorKind::Type,
+                format!("cannot add {} to {}", rv.type_desc(), lv.type_desc()),
+                span,
+            ),
             (Value::Path(p), _) => {
                 let mut ctx = Context::new();
                 let s = self.coerce_to_string(&rv, span, &mut ctx, false, false)?;

@@ -41,7 +41,7 @@ pub(crate) enum Part {
 
 /// An attribute name in a selection or `?` test.
 pub(crate) enum Key {
-    Static(Symbol),
+    Static(Symbol, Span),
     Dynamic(Rc<Expr>),
 }
 
@@ -675,7 +675,8 @@ impl<'a> Lowerer<'a> {
 
     fn key(&mut self, attr: &ast::Attr) -> Key {
         if let Some(name) = self.static_name(attr) {
-            return Key::Static(Symbol::new(&name));
+            let span = self.span(attr.syntax());
+            return Key::Static(Symbol::new(&name), span);
         }
         let node = attr.syntax().clone();
         let e = match attr {
@@ -863,7 +864,7 @@ impl<'a> Lowerer<'a> {
             PVal::InheritFrom(i, span) => {
                 let var = Var::Local { depth: 0, idx: src_base + i as u32, name: name.clone() };
                 let src = self.mk(span, ExprKind::Var(var));
-                let sel = ExprKind::Select(src, vec![Key::Static(name.clone())], None);
+                let sel = ExprKind::Select(src, vec![Key::Static(name.clone(), span)], None);
                 (self.mk(span, sel), false)
             }
         }
@@ -914,7 +915,7 @@ impl<'a> Lowerer<'a> {
         for (attr, val, span) in p.dynamic {
             let key = match self.key(&attr) {
                 Key::Dynamic(e) => e,
-                Key::Static(s) => self.mk(span, ExprKind::Lit(Value::string(s.as_str()))),
+                Key::Static(s, _) => self.mk(span, ExprKind::Lit(Value::string(s.as_str()))),
             };
             let (value, _) = self.lower_pval(&Symbol::new(""), val, src_base);
             dynamic.push((key, value, span));

@@ -231,7 +231,7 @@ fn show_path(keys: &[Key], out: &mut String) {
             out.push('.');
         }
         match k {
-            Key::Static(s) => out.push_str(s.as_str()),
+            Key::Static(s, _) => out.push_str(s.as_str()),
             Key::Dynamic(e) => {
                 out.push_str("\"${");
                 show_into(e, out);
