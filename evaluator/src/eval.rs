@@ -247,9 +247,7 @@ impl Evaluator {
         match &e.kind {
             ExprKind::Lit(v) => Thunk::value(v.clone()),
             ExprKind::Var(Var::Local { depth, idx, .. }) => lookup_slot(env, *depth, *idx),
-            ExprKind::Lambda(def) => {
-                Thunk::value(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() })))
-            }
+            // Functions stay thunks, as in CppNix: unforced ones print as `<CODE>`.
             _ => Thunk::pending(e.clone(), env.clone()),
         }
     }
