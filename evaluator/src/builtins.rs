@@ -433,7 +433,7 @@ fn prim_trace(ev: &mut Evaluator, a: &[Thunk], _span: Span) -> R<Value> {
         Value::String(s) => s.s.to_string(),
         other => crate::print::trace_value(other),
     };
-    ev.io.trace(&msg);
+    ev.io.report(&format!("trace: {msg}"));
     ev.force(&a[1])
 }
 
@@ -443,8 +443,19 @@ fn prim_trace_verbose(ev: &mut Evaluator, a: &[Thunk], _span: Span) -> R<Value> 
 
 fn prim_warn(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let msg = ev.force_string(&a[0], span)?;
-    ev.io.warn(&msg.s);
+    ev.io.report(&evaluation_warning(&msg.s));
     ev.force(&a[1])
+}
+
+/// `evaluation warning: ` and the message, later lines indented under the first unless the
+/// message starts on a new line (as CppNix prints it).
+pub(crate) fn evaluation_warning(msg: &str) -> String {
+    const PREFIX: &str = "evaluation warning:";
+    if msg.starts_with('\n') {
+        return format!("{PREFIX}{msg}");
+    }
+    let indent = " ".repeat(PREFIX.len() + 1);
+    format!("{PREFIX} {}", msg.replace('\n', &format!("\n{indent}")))
 }
 
 fn prim_try_eval(ev: &mut Evaluator, a: &[Thunk], _span: Span) -> R<Value> {

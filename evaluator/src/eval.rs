@@ -192,7 +192,12 @@ impl Evaluator {
                     if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {
                         d.span = Some(e.span);
                     }
-                    *t.0.borrow_mut() = ThunkState::Pending(e, env);
+                    // Running out of stack depends on where the thunk was forced: retry later.
+                    *t.0.borrow_mut() = if d.kind == ErrorKind::StackOverflow {
+                        ThunkState::Pending(e, env)
+                    } else {
+                        ThunkState::Failed(d.clone())
+                    };
                     Err(d)
                 }
             },
@@ -208,7 +213,11 @@ impl Evaluator {
                         Ok(v)
                     }
                     Err(d) => {
-                        *t.0.borrow_mut() = ThunkState::Apply(f, a, b);
+                        *t.0.borrow_mut() = if d.kind == ErrorKind::StackOverflow {
+                            ThunkState::Apply(f, a, b)
+                        } else {
+                            ThunkState::Failed(d.clone())
+                        };
                         Err(d)
                     }
                 }
@@ -218,6 +227,10 @@ impl Evaluator {
                 "infinite recursion encountered",
                 None,
             ))),
+            ThunkState::Failed(d) => {
+                *t.0.borrow_mut() = ThunkState::Failed(d.clone());
+                Err(d)
+            }
             ThunkState::Done(_) => unreachable!("checked above"),
         }
     }

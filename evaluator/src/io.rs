@@ -95,10 +95,9 @@ pub trait EvalIo {
     /// Computes the output paths of a derivation, writes its `.drv` file to the store and
     /// returns the paths.
     fn write_derivation(&self, drv: &DerivationRequest) -> io::Result<DerivationPaths>;
-    /// Shows a `builtins.trace` message.
-    fn trace(&self, message: &str);
-    /// Shows a warning.
-    fn warn(&self, message: &str);
+    /// Shows a message for the user (a `trace:` line, a warning), already formatted with its
+    /// prefix; it may span several lines.
+    fn report(&self, text: &str);
     /// The value of an environment variable (`builtins.getEnv`).
     fn get_env(&self, name: &str) -> Option<String>;
 }
@@ -106,7 +105,7 @@ pub trait EvalIo {
 /// Real files, a fake store and messages kept in memory: for tests and tools that need no store.
 #[derive(Default)]
 pub struct PlainIo {
-    /// Messages from `trace` and `warn`, in order.
+    /// Messages reported (traces, warnings), in order.
     pub messages: std::cell::RefCell<Vec<String>>,
 }
 
@@ -218,12 +217,8 @@ impl EvalIo for PlainIo {
         Ok(DerivationPaths { drv_path, outputs })
     }
 
-    fn trace(&self, message: &str) {
-        self.messages.borrow_mut().push(format!("trace: {message}"));
-    }
-
-    fn warn(&self, message: &str) {
-        self.messages.borrow_mut().push(format!("warning: {message}"));
+    fn report(&self, text: &str) {
+        self.messages.borrow_mut().push(text.to_string());
     }
 
     fn get_env(&self, name: &str) -> Option<String> {

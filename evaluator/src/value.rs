@@ -138,6 +138,8 @@ pub(crate) enum ThunkState {
     Apply(Value, Thunk, Option<Thunk>),
     /// Being evaluated right now; entering it again is infinite recursion.
     Blackhole,
+    /// Evaluation failed; forcing again gives the same error (CppNix memoises errors too).
+    Failed(Box<crate::error::Diagnostic>),
     /// Evaluated.
     Done(Value),
 }

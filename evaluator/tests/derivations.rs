@@ -50,8 +50,7 @@ impl EvalIo for Recording {
         self.seen.borrow_mut().push(drv.clone());
         self.plain.write_derivation(drv)
     }
-    fn trace(&self, _: &str) {}
-    fn warn(&self, _: &str) {}
+    fn report(&self, _: &str) {}
     fn get_env(&self, _: &str) -> Option<String> {
         None
     }

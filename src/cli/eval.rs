@@ -124,12 +124,8 @@ impl EvalIo for CliIo {
         self.plain.write_derivation(drv)
     }
 
-    fn trace(&self, message: &str) {
-        eprintln!("trace: {message}");
-    }
-
-    fn warn(&self, message: &str) {
-        eprintln!("warning: {message}");
+    fn report(&self, text: &str) {
+        eprintln!("{text}");
     }
 
     fn get_env(&self, name: &str) -> Option<String> {

@@ -209,6 +209,9 @@ pub(super) fn prim_convert_hash(ev: &mut Evaluator, a: &[Thunk], span: Span) -> 
         );
     };
     let format = ev.force_string(&f, span)?;
+    if &*format.s == "base32" {
+        ev.io.report("warning: \"base32\" is a deprecated alias for hash format \"nix32\".");
+    }
     let (algo, bytes) = match parse_hash(&hash.s, algo.as_deref()) {
         Ok(x) => x,
         Err(m) => return err(ErrorKind::Invalid, m, span),
