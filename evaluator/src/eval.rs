@@ -48,7 +48,7 @@ pub struct EvalOptions {
 }
 
 /// Maximum depth of nested expression evaluation, independent of function calls.
-const MAX_EVAL_DEPTH: usize = 100_000;
+pub(crate) const MAX_EVAL_DEPTH: usize = 100_000;
 
 /// An evaluation session: source files, the base environment, the import cache and the I/O.
 pub struct Evaluator {
@@ -946,8 +946,17 @@ impl Evaluator {
     }
 
     /// Deep equality, as `==`.
-    #[allow(clippy::only_used_in_recursion)]
     pub fn equal(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
+        if self.nest >= MAX_EVAL_DEPTH {
+            return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
+        }
+        self.nest += 1;
+        let r = self.equal_step(a, b, span);
+        self.nest -= 1;
+        r
+    }
+
+    fn equal_step(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
         Ok(match (a, b) {
             (Value::Int(x), Value::Int(y)) => x == y,
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
@@ -1021,6 +1030,16 @@ impl Evaluator {
 
     /// `<`, as `builtins.lessThan`.
     pub fn less_than(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
+        if self.nest >= MAX_EVAL_DEPTH {
+            return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
+        }
+        self.nest += 1;
+        let r = self.less_than_step(a, b, span);
+        self.nest -= 1;
+        r
+    }
+
+    fn less_than_step(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
         Ok(match (a, b) {
             (Value::Int(x), Value::Int(y)) => x < y,
             (Value::Int(_) | Value::Float(_), Value::Int(_) | Value::Float(_)) => {
@@ -1053,6 +1072,23 @@ impl Evaluator {
     /// Coerces a value to a string, as interpolation (`coerce_more == false`) or `toString`
     /// (`coerce_more == true`) do; paths are copied to the store when `copy` is set.
     pub fn coerce_to_string(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        copy: bool,
+        coerce_more: bool,
+    ) -> R<String> {
+        if self.nest >= MAX_EVAL_DEPTH {
+            return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
+        }
+        self.nest += 1;
+        let r = self.coerce_step(v, span, ctx, copy, coerce_more);
+        self.nest -= 1;
+        r
+    }
+
+    fn coerce_step(
         &mut self,
         v: &Value,
         span: Span,
@@ -1136,6 +1172,21 @@ impl Evaluator {
 
     #[allow(clippy::only_used_in_recursion)]
     fn deep_force_inner(
+        &mut self,
+        v: &Value,
+        span: Span,
+        seen: &mut std::collections::HashSet<usize>,
+    ) -> R<()> {
+        if self.nest >= MAX_EVAL_DEPTH {
+            return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
+        }
+        self.nest += 1;
+        let r = self.deep_force_step(v, span, seen);
+        self.nest -= 1;
+        r
+    }
+
+    fn deep_force_step(
         &mut self,
         v: &Value,
         span: Span,

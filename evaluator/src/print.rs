@@ -75,11 +75,22 @@ pub fn is_plain_ident(s: &str) -> bool {
 pub fn print_value(v: &Value) -> String {
     let mut out = String::new();
     let mut seen = HashSet::new();
-    print_inner(v, None, &mut out, &mut seen);
+    print_inner(v, None, &mut out, &mut seen, 0);
     out
 }
 
-fn print_inner(v: &Value, holder: Option<&Thunk>, out: &mut String, seen: &mut HashSet<usize>) {
+fn print_inner(
+    v: &Value,
+    holder: Option<&Thunk>,
+    out: &mut String,
+    seen: &mut HashSet<usize>,
+    depth: usize,
+) {
+    // Printing recurses; deeper values than evaluation allows are cut off, not crashed on.
+    if depth > crate::eval::MAX_EVAL_DEPTH {
+        out.push_str("«too deep»");
+        return;
+    }
     match v {
         Value::Null => out.push_str("null"),
         Value::Bool(b) => out.push_str(if *b { "true" } else { "false" }),
@@ -102,7 +113,7 @@ fn print_inner(v: &Value, holder: Option<&Thunk>, out: &mut String, seen: &mut H
                     out.push_str(&quote_string(k.as_str()));
                 }
                 out.push_str(" = ");
-                print_thunk(&e.value, out, seen);
+                print_thunk(&e.value, out, seen, depth + 1);
                 out.push_str("; ");
             }
             out.push('}');
@@ -121,7 +132,7 @@ fn print_inner(v: &Value, holder: Option<&Thunk>, out: &mut String, seen: &mut H
             }
             out.push_str("[ ");
             for t in l.iter() {
-                print_thunk(t, out, seen);
+                print_thunk(t, out, seen, depth + 1);
                 out.push(' ');
             }
             out.push(']');
@@ -132,9 +143,9 @@ fn print_inner(v: &Value, holder: Option<&Thunk>, out: &mut String, seen: &mut H
     }
 }
 
-fn print_thunk(t: &Thunk, out: &mut String, seen: &mut HashSet<usize>) {
+fn print_thunk(t: &Thunk, out: &mut String, seen: &mut HashSet<usize>, depth: usize) {
     match t.get() {
-        Some(v) => print_inner(&v, Some(t), out, seen),
+        Some(v) => print_inner(&v, Some(t), out, seen, depth),
         None => out.push_str("<CODE>"),
     }
 }
@@ -203,25 +214,29 @@ fn short_inner(v: &Value, out: &mut String, depth: usize) {
         Value::PrimOpApp(p) => {
             let _ = write!(out, "«partially applied primop {}»", p.op.name);
         }
-        other => print_inner(other, None, out, &mut HashSet::new()),
+        other => print_inner(other, None, out, &mut HashSet::new(), 0),
     }
 }
 
 /// Prints a value for `builtins.trace`: like [`short`] but without limits.
 pub fn trace_value(v: &Value) -> String {
     let mut out = String::new();
-    trace_inner(v, &mut out);
+    trace_inner(v, &mut out, 0);
     out
 }
 
-fn trace_inner(v: &Value, out: &mut String) {
+fn trace_inner(v: &Value, out: &mut String, depth: usize) {
+    if depth > crate::eval::MAX_EVAL_DEPTH {
+        out.push_str("«too deep»");
+        return;
+    }
     match v {
         Value::Attrs(a) => {
             out.push_str("{ ");
             for (k, e) in a.iter() {
                 let _ = write!(out, "{k} = ");
                 match e.value.get() {
-                    Some(v) => trace_inner(&v, out),
+                    Some(v) => trace_inner(&v, out, depth + 1),
                     None => out.push_str("«thunk»"),
                 }
                 out.push_str("; ");
@@ -232,7 +247,7 @@ fn trace_inner(v: &Value, out: &mut String) {
             out.push_str("[ ");
             for t in l.iter() {
                 match t.get() {
-                    Some(v) => trace_inner(&v, out),
+                    Some(v) => trace_inner(&v, out, depth + 1),
                     None => out.push_str("«thunk»"),
                 }
                 out.push(' ');

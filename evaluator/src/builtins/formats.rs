@@ -390,6 +390,23 @@ impl Evaluator {
         w: &mut XmlWriter,
         seen: &mut std::collections::HashSet<usize>,
     ) -> R<()> {
+        if self.nest >= crate::eval::MAX_EVAL_DEPTH {
+            return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
+        }
+        self.nest += 1;
+        let r = self.xml_step(v, span, ctx, w, seen);
+        self.nest -= 1;
+        r
+    }
+
+    fn xml_step(
+        &mut self,
+        v: &Value,
+        span: Span,
+        ctx: &mut Context,
+        w: &mut XmlWriter,
+        seen: &mut std::collections::HashSet<usize>,
+    ) -> R<()> {
         match v {
             Value::Null => w.empty("null", &[]),
             Value::Bool(b) => w.empty("bool", &[("value", b.to_string())]),
