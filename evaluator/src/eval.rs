@@ -64,6 +64,8 @@ pub struct Evaluator {
     pub(crate) warnings: Vec<Diagnostic>,
     /// Nesting depth of recursive printers (`toJSON`), bounded like calls.
     pub(crate) nest: usize,
+    /// Nesting depth of `toJSON`, bounded by `max_call_depth` as in CppNix.
+    pub(crate) json_nest: usize,
     depth: usize,
     call_depth: usize,
 }
@@ -85,6 +87,7 @@ impl Evaluator {
             lints: lower::Lints::default(),
             warnings: Vec::new(),
             nest: 0,
+            json_nest: 0,
             depth: 0,
             call_depth: 0,
         };

@@ -72,12 +72,12 @@ impl Evaluator {
         copy: bool,
         out: &mut String,
     ) -> R<()> {
-        if self.nest >= self.opts.max_call_depth {
+        if self.json_nest >= self.opts.max_call_depth {
             return err(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", span);
         }
-        self.nest += 1;
+        self.json_nest += 1;
         let r = self.json_inner(v, span, ctx, copy, out);
-        self.nest -= 1;
+        self.json_nest -= 1;
         r
     }
 
