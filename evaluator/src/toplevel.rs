@@ -72,8 +72,8 @@ impl Evaluator {
 
     fn select_inner(&mut self, root: &Value, path: &str, args: &Rc<Attrs>) -> R<Value> {
         let mut v = self.auto_call(root.clone(), args)?;
-        for part in path.split('.').filter(|p| !p.is_empty()) {
-            let part = part.trim_matches('"');
+        for part in split_attr_path(path) {
+            let part = part.as_str();
             v = match &v {
                 Value::Attrs(a) => match a.get(&Symbol::new(part)) {
                     Some(e) => self.force(&e.value.clone())?,
@@ -164,5 +164,31 @@ impl Evaluator {
         let mut names: Vec<String> = self.base_names.keys().map(|s| s.to_string()).collect();
         names.sort();
         names
+    }
+}
+
+/// Splits an attribute path at dots outside double quotes: `a."b.c".d` is `a`, `b.c`, `d`.
+fn split_attr_path(path: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut cur = String::new();
+    let mut quoted = false;
+    for c in path.chars() {
+        match c {
+            '"' => quoted = !quoted,
+            '.' if !quoted => parts.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    parts.push(cur);
+    parts.into_iter().filter(|p| !p.is_empty()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn attribute_paths_split_outside_quotes() {
+        assert_eq!(super::split_attr_path("a.\"b.c\".d"), ["a", "b.c", "d"]);
+        assert_eq!(super::split_attr_path(""), Vec::<String>::new());
+        assert_eq!(super::split_attr_path("xs.0"), ["xs", "0"]);
     }
 }
