@@ -1436,6 +1436,25 @@ fn prim_derivation_strict(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Valu
             if key == "__structuredAttrs" {
                 continue;
             }
+            if matches!(
+                key,
+                "allowedReferences"
+                    | "allowedRequisites"
+                    | "disallowedReferences"
+                    | "disallowedRequisites"
+                    | "maxSize"
+                    | "maxClosureSize"
+            ) {
+                let mut w = Diagnostic::new(
+                    ErrorKind::Invalid,
+                    format!(
+                        "`__structuredAttrs` disables the effect of the derivation attribute `{key}`; use `outputChecks.<output>.{key}` instead"
+                    ),
+                    e.pos,
+                );
+                w.code = "W002";
+                ev.warnings.push(w);
+            }
             let mut out = String::new();
             ev.to_json(&v, span, &mut ctx, true, &mut out).map_err(in_attr)?;
             if json.len() > 1 {
