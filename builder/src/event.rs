@@ -14,6 +14,8 @@ pub enum Status {
     Built,
     /// Another process built it while this one waited for the outputs' locks.
     BuiltElsewhere,
+    /// Its inputs came out as in an earlier build, whose outputs are reused (early cutoff).
+    CutOff,
     /// The build failed; the message says why.
     Failed(String),
     /// It was not started because an input failed (or, without `--keep-going`, anything did).

@@ -12,6 +12,7 @@ mod event;
 mod executor;
 mod local;
 mod plan;
+mod resolve;
 mod sandbox;
 mod schedule;
 
@@ -20,5 +21,6 @@ pub use event::{Event, Status, Summary};
 pub use executor::{ExecOutcome, Executor, Job};
 pub use local::LocalExecutor;
 pub use plan::{Node, Plan, Reason};
+pub use resolve::{Resolved, needs_resolution};
 pub use sandbox::{SandboxArgs, SandboxExecutor, sandbox_main};
 pub use schedule::{Options, build};

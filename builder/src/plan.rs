@@ -9,12 +9,18 @@ use std::collections::{BTreeMap, HashMap};
 use kiln_store::{Derivation, Store, StorePath};
 
 use crate::Error;
+use crate::resolve::{Resolver, needs_resolution};
 
 /// Why a derivation is to be built.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Reason {
     /// Some of its outputs are not in the store.
     MissingOutputs(Vec<String>),
+    /// Its inputs exist, but it was never built with exactly these inputs.
+    NotBuiltWithTheseInputs,
+    /// It uses content-addressed outputs still to be built; if they come out as before, it is
+    /// not rebuilt (early cutoff).
+    AwaitingInputs,
 }
 
 impl std::fmt::Display for Reason {
@@ -23,6 +29,8 @@ impl std::fmt::Display for Reason {
             Reason::MissingOutputs(outputs) => {
                 write!(f, "output `{}` is not in the store", outputs.join("`, `"))
             }
+            Reason::NotBuiltWithTheseInputs => write!(f, "never built with these inputs"),
+            Reason::AwaitingInputs => write!(f, "its inputs are being built; it may be cut off"),
         }
     }
 }
@@ -55,8 +63,9 @@ impl Plan {
     pub fn new(store: &Store, roots: &[StorePath]) -> Result<Plan, Error> {
         let mut plan = Plan::default();
         let mut visiting = Vec::new();
+        let resolver = Resolver::new(store);
         for root in roots {
-            let i = plan.visit(store, root, &mut visiting)?;
+            let i = plan.visit(store, &resolver, root, &mut visiting)?;
             plan.roots.push(i);
         }
         Ok(plan)
@@ -75,6 +84,7 @@ impl Plan {
     fn visit(
         &mut self,
         store: &Store,
+        resolver: &Resolver<'_>,
         drv_path: &StorePath,
         visiting: &mut Vec<StorePath>,
     ) -> Result<usize, Error> {
@@ -87,30 +97,34 @@ impl Plan {
         if visiting.contains(drv_path) {
             return Err(Error::Cycle { drv: store.render(drv_path) });
         }
-        let drv = store.read_derivation(drv_path)?;
-        let mut missing = Vec::new();
-        for (name, output) in &drv.outputs {
-            let valid = match &output.path {
-                Some(p) => store.is_valid(p)?,
-                None => false,
-            };
-            if !valid {
-                missing.push(name.clone());
+        let drv = resolver.read(drv_path)?;
+        let reason = if needs_resolution(&drv) {
+            match resolver.resolve(drv_path)? {
+                Some(r) if r.is_realised() => None,
+                Some(_) => Some(Reason::NotBuiltWithTheseInputs),
+                None => Some(Reason::AwaitingInputs),
             }
-        }
+        } else {
+            let mut missing = Vec::new();
+            for (name, output) in &drv.outputs {
+                if !store.is_valid(output.path.as_ref().expect("not deferred"))? {
+                    missing.push(name.clone());
+                }
+            }
+            (!missing.is_empty()).then_some(Reason::MissingOutputs(missing))
+        };
 
         let mut deps = Vec::new();
-        if !missing.is_empty() {
+        if reason.is_some() {
             visiting.push(drv_path.clone());
             for input in drv.input_drvs.keys() {
-                let i = self.visit(store, input, visiting)?;
+                let i = self.visit(store, resolver, input, visiting)?;
                 if self.nodes[i].reason.is_some() {
                     deps.push(i);
                 }
             }
             visiting.pop();
         }
-        let reason = (!missing.is_empty()).then_some(Reason::MissingOutputs(missing));
         let i = self.nodes.len();
         self.nodes.push(Node { drv_path: drv_path.clone(), drv, deps, reason });
         self.index.insert(drv_path.clone(), i);

@@ -10,12 +10,15 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use kiln_store::{BuildTrace, LockFile, Store, StorePath};
+use kiln_store::{
+    BuildTrace, LockFile, Store, StorePath, output_path_name, own_placeholder, scratch_path,
+};
 
 use crate::Error;
 use crate::event::{Event, Status, Summary};
 use crate::executor::{ExecOutcome, Executor, Job};
-use crate::plan::Plan;
+use crate::plan::{Node, Plan};
+use crate::resolve::{Resolver, needs_resolution};
 
 /// How to run a plan.
 #[derive(Clone, Debug)]
@@ -39,7 +42,14 @@ impl Default for Options {
 
 enum Msg {
     Log(usize, String),
-    Done(usize, Status, Duration, Option<PathBuf>),
+    Done(usize, Outcome, Duration),
+}
+
+/// How one build ended, with the outputs it realised.
+struct Outcome {
+    status: Status,
+    log: Option<PathBuf>,
+    realised: BTreeMap<String, StorePath>,
 }
 
 /// Builds what the plan says is missing and returns the summary; `events` sees everything.
@@ -79,6 +89,8 @@ pub fn build(
         .expect("a thread pool can be created");
     let stop = AtomicBool::new(false);
     let (tx, rx) = mpsc::channel::<Msg>();
+    let resolver = Resolver::new(store);
+    let mut realised: BTreeMap<usize, BTreeMap<String, StorePath>> = BTreeMap::new();
 
     pool.in_place_scope(|scope| {
         let mut running = 0usize;
@@ -87,17 +99,18 @@ pub fn build(
             events(Event::Started { drv: plan.nodes[i].drv_path.clone() });
             let tx = tx.clone();
             let stop = &stop;
+            let resolver = &resolver;
             scope.spawn(move |_| {
                 let t0 = Instant::now();
-                let (status, log) = if stop.load(Ordering::SeqCst) {
-                    (Status::Skipped, None)
+                let outcome = if stop.load(Ordering::SeqCst) {
+                    Outcome { status: Status::Skipped, log: None, realised: BTreeMap::new() }
                 } else {
                     let mut send_log = |line: &str| {
                         let _ = tx.send(Msg::Log(i, line.to_owned()));
                     };
-                    run_one(store, plan, i, options, executor, &mut send_log)
+                    run_one(store, resolver, plan, i, options, executor, &mut send_log)
                 };
-                let _ = tx.send(Msg::Done(i, status, t0.elapsed(), log));
+                let _ = tx.send(Msg::Done(i, outcome, t0.elapsed()));
             });
         };
 
@@ -108,16 +121,18 @@ pub fn build(
         }
         while running > 0 {
             let msg = rx.recv().expect("a running build always reports");
-            let (i, status, duration, log) = match msg {
+            let (i, Outcome { status, log, realised: outputs }, duration) = match msg {
                 Msg::Log(i, line) => {
                     events(Event::Log { drv: plan.nodes[i].drv_path.clone(), line });
                     continue;
                 }
-                Msg::Done(i, status, duration, log) => (i, status, duration, log),
+                Msg::Done(i, outcome, duration) => (i, outcome, duration),
             };
             running -= 1;
+            realised.insert(i, outputs);
             match &status {
                 Status::Built => summary.built += 1,
+                Status::CutOff => summary.cut_off += 1,
                 Status::BuiltElsewhere => summary.reused += 1,
                 Status::Failed(message) => {
                     summary.failed += 1;
@@ -128,7 +143,7 @@ pub fn build(
                 }
                 Status::Skipped => summary.skipped += 1,
             }
-            let ok = matches!(status, Status::Built | Status::BuiltElsewhere);
+            let ok = matches!(status, Status::Built | Status::BuiltElsewhere | Status::CutOff);
             events(Event::Finished { drv: plan.nodes[i].drv_path.clone(), status, duration, log });
 
             // Dependents of a failure never start; the others start once all inputs are done.
@@ -150,7 +165,16 @@ pub fn build(
     });
 
     for &r in &plan.roots {
-        summary.outputs.insert(plan.nodes[r].drv_path.clone(), plan.outputs_of(r));
+        let node = &plan.nodes[r];
+        let outputs = match realised.remove(&r) {
+            Some(outputs) => outputs,
+            None if needs_resolution(&node.drv) => match resolver.resolve(&node.drv_path)? {
+                Some(res) => res.realised.into_iter().filter_map(|(n, p)| Some((n, p?))).collect(),
+                None => BTreeMap::new(),
+            },
+            None => plan.outputs_of(r),
+        };
+        summary.outputs.insert(node.drv_path.clone(), outputs);
     }
     summary.duration = started.elapsed();
     Ok(summary)
@@ -171,19 +195,23 @@ fn skip_dependents(
     }
 }
 
-/// Builds one derivation: lock its outputs, run the builder, register the outputs.
+/// Builds one derivation: resolve it, lock its outputs, run the builder, register the outputs.
 fn run_one(
     store: &Store,
+    resolver: &Resolver<'_>,
     plan: &Plan,
     i: usize,
     options: &Options,
     executor: &dyn Executor,
     log: &mut dyn FnMut(&str),
-) -> (Status, Option<PathBuf>) {
+) -> Outcome {
     let node = &plan.nodes[i];
     let log_path = store.root().join("logs").join(format!("{}.log", node.drv_path));
-    match try_build(store, plan, i, options, executor, log, &log_path) {
-        Ok(status) => (status, Some(log_path)),
+    match try_build(store, resolver, node, options, executor, log, &log_path) {
+        Ok((status, realised)) => {
+            let log = Some(log_path).filter(|p| p.exists());
+            Outcome { status, log, realised }
+        }
         Err(e) => {
             let mut message = e.to_string();
             let mut source = std::error::Error::source(&e);
@@ -191,7 +219,8 @@ fn run_one(
                 message.push_str(&format!(": {s}"));
                 source = s.source();
             }
-            (Status::Failed(message), Some(log_path).filter(|p| p.exists()))
+            let log = Some(log_path).filter(|p| p.exists());
+            Outcome { status: Status::Failed(message), log, realised: BTreeMap::new() }
         }
     }
 }
@@ -202,6 +231,8 @@ enum BuildFailure {
     Builder(String),
     #[error("the builder did not produce output `{output}` at `{path}`")]
     MissingOutput { output: String, path: String },
+    #[error("an input of it was not built")]
+    InputMissing,
     #[error(transparent)]
     Other(#[from] Error),
 }
@@ -212,45 +243,82 @@ impl From<kiln_store::Error> for BuildFailure {
     }
 }
 
+/// Where one output is built, and how it is registered.
+enum Target {
+    /// At its final path, known in advance (input-addressed or fixed).
+    Known(StorePath),
+    /// At a scratch path; the final path comes from the contents.
+    Content(StorePath),
+}
+
+impl Target {
+    fn path(&self) -> &StorePath {
+        match self {
+            Target::Known(p) | Target::Content(p) => p,
+        }
+    }
+}
+
 fn try_build(
     store: &Store,
-    plan: &Plan,
-    i: usize,
+    resolver: &Resolver<'_>,
+    node: &Node,
     options: &Options,
     executor: &dyn Executor,
     log: &mut dyn FnMut(&str),
     log_path: &std::path::Path,
-) -> Result<Status, BuildFailure> {
-    let node = &plan.nodes[i];
-    let drv = &node.drv;
-    let outputs = plan.outputs_of(i);
+) -> Result<(Status, BTreeMap<String, StorePath>), BuildFailure> {
+    // A derivation that uses content-addressed outputs is built in its resolved form, which
+    // names the real paths; if that form was built before, this is an early cutoff.
+    let (build_path, mut drv) = if needs_resolution(&node.drv) {
+        let r = resolver.resolve(&node.drv_path)?.ok_or(BuildFailure::InputMissing)?;
+        if r.is_realised() {
+            let outputs = r.realised.into_iter().filter_map(|(n, p)| Some((n, p?))).collect();
+            return Ok((Status::CutOff, outputs));
+        }
+        (r.path, r.drv)
+    } else {
+        (node.drv_path.clone(), node.drv.clone())
+    };
+
+    let mut targets = BTreeMap::new();
+    for (name, o) in &drv.outputs {
+        let target = match &o.path {
+            Some(p) => Target::Known(p.clone()),
+            None => {
+                let path_name =
+                    output_path_name(node.drv_path.name().trim_end_matches(".drv"), name);
+                Target::Content(scratch_path(store.dir(), &build_path, name, &path_name)?)
+            }
+        };
+        targets.insert(name.clone(), target);
+    }
+    // The builder writes content-addressed outputs to their scratch paths.
+    for (name, t) in &targets {
+        if let Target::Content(scratch) = t {
+            let (from, to) = (own_placeholder(name), store.render(scratch));
+            drv.builder = drv.builder.replace(&from, &to);
+            drv.args.iter_mut().for_each(|a| *a = a.replace(&from, &to));
+            drv.env.values_mut().for_each(|v| *v = v.replace(&from, &to));
+        }
+    }
 
     // Hold every output's lock (in a fixed order, so two processes cannot deadlock) from now
     // until the outputs are registered; another process may have built them meanwhile.
-    let _locks: Vec<LockFile> =
-        outputs.values().map(|p| store.lock_path(p)).collect::<Result<_, _>>()?;
-    let mut all_valid = true;
-    for p in outputs.values() {
-        all_valid &= store.is_valid(p)?;
+    let locks: Vec<LockFile> =
+        targets.values().map(|t| store.lock_path(t.path())).collect::<Result<_, _>>()?;
+    if let Some(done) = already_built(store, &build_path, &targets)? {
+        return Ok((Status::BuiltElsewhere, done));
     }
-    if all_valid && outputs.len() == drv.outputs.len() {
-        return Ok(Status::BuiltElsewhere);
-    }
-    for (p, lock) in outputs.values().zip(&_locks) {
-        store.clear_invalid(p, lock)?;
+    for (t, lock) in targets.values().zip(&locks) {
+        store.clear_invalid(t.path(), lock)?;
     }
 
     // The inputs: sources, and the outputs the derivation asks of its input derivations.
     let mut input_roots: Vec<StorePath> = drv.input_srcs.iter().cloned().collect();
     for (input, wanted) in &drv.input_drvs {
-        let input_drv = match plan.node(input) {
-            Some(n) => n.drv.clone(),
-            None => store.read_derivation(input)?,
-        };
         for name in wanted {
-            if let Some(p) = input_drv.outputs.get(name).and_then(|o| o.path.clone()) {
-                input_roots.push(p);
-            }
+            input_roots.extend(resolver.realise_input(input, name)?);
         }
     }
     let inputs: BTreeSet<StorePath> = store.closure(&input_roots)?.0.into_iter().collect();
@@ -263,6 +331,8 @@ fn try_build(
             path: store.root().join("tmp"),
             source,
         })?;
+    let outputs: BTreeMap<String, StorePath> =
+        targets.iter().map(|(n, t)| (n.clone(), t.path().clone())).collect();
     let mut job = Job {
         drv_path: &node.drv_path,
         builder: &drv.builder,
@@ -272,7 +342,7 @@ fn try_build(
         inputs: &inputs,
         outputs: &outputs,
     };
-    job.env = environment(store, drv, &executor.build_dir_inside(&job), options);
+    job.env = environment(store, &drv, &executor.build_dir_inside(&job), options);
 
     let mut log_file = std::fs::File::create(log_path).map_err(|source| Error::Io {
         op: "create the build log",
@@ -296,30 +366,87 @@ fn try_build(
         return Err(BuildFailure::Builder(message));
     }
 
-    let mut built = Vec::new();
-    for (name, path) in &outputs {
-        let location = executor.output_location(&job, path);
+    let mut located = BTreeMap::new();
+    for (name, t) in &targets {
+        let location = executor.output_location(&job, t.path());
         if std::fs::symlink_metadata(&location).is_err() {
             return Err(BuildFailure::MissingOutput {
                 output: name.clone(),
-                path: store.render(path),
+                path: store.render(t.path()),
             });
         }
-        built.push((location, path.clone()));
+        located.insert(name.clone(), location);
     }
-    let infos = store.register_built_outputs(&built, &inputs, &node.drv_path)?;
+
+    // Input-addressed outputs first: content-addressed ones may refer to them.
+    let known: Vec<(PathBuf, StorePath)> = targets
+        .iter()
+        .filter_map(|(n, t)| match t {
+            Target::Known(p) => Some((located[n].clone(), p.clone())),
+            Target::Content(_) => None,
+        })
+        .collect();
+    let mut registered: BTreeMap<String, kiln_store::PathInfo> = BTreeMap::new();
+    for info in store.register_built_outputs(&known, &inputs, &node.drv_path)? {
+        let name = targets
+            .iter()
+            .find(|(_, t)| t.path() == &info.path)
+            .map(|(n, _)| n.clone())
+            .expect("ours");
+        registered.insert(name, info);
+    }
+    let mut candidates = inputs.clone();
+    candidates.extend(registered.values().map(|i| i.path.clone()));
+    for (name, t) in &targets {
+        if let Target::Content(scratch) = t {
+            let info = store.register_content_addressed(
+                &located[name],
+                scratch,
+                &candidates,
+                &node.drv_path,
+            )?;
+            registered.insert(name.clone(), info);
+        }
+    }
+
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    for (name, info) in outputs.keys().zip(&infos) {
-        store.record_build(&BuildTrace {
-            drv_path: node.drv_path.clone(),
-            output: name.clone(),
-            output_path: info.path.clone(),
-            nar_hash: info.nar_hash,
-            finished_at: now,
-            duration_ms: t0.elapsed().as_millis() as u64,
-        })?;
+    let duration_ms = t0.elapsed().as_millis() as u64;
+    for (name, info) in &registered {
+        for drv_path in BTreeSet::from([&build_path, &node.drv_path]) {
+            store.record_build(&BuildTrace {
+                drv_path: drv_path.clone(),
+                output: name.clone(),
+                output_path: info.path.clone(),
+                nar_hash: info.nar_hash,
+                finished_at: now,
+                duration_ms,
+            })?;
+        }
     }
-    Ok(Status::Built)
+    Ok((Status::Built, registered.into_iter().map(|(n, i)| (n, i.path)).collect()))
+}
+
+/// Returns the outputs if another process built them while this one waited for the locks.
+fn already_built(
+    store: &Store,
+    build_path: &StorePath,
+    targets: &BTreeMap<String, Target>,
+) -> Result<Option<BTreeMap<String, StorePath>>, BuildFailure> {
+    let mut done = BTreeMap::new();
+    for (name, t) in targets {
+        let found = match t {
+            Target::Known(p) => store.is_valid(p)?.then(|| p.clone()),
+            Target::Content(_) => match store.last_build(build_path, name)? {
+                Some(trace) if store.is_valid(&trace.output_path)? => Some(trace.output_path),
+                _ => None,
+            },
+        };
+        match found {
+            Some(p) => done.insert(name.clone(), p),
+            None => return Ok(None),
+        };
+    }
+    Ok(Some(done))
 }
 
 /// The builder's environment: the derivation's attributes plus a fixed set of variables, and

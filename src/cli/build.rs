@@ -244,6 +244,13 @@ impl<'s> Reporter<'s> {
                 Status::BuiltElsewhere => {
                     let _ = writeln!(err, "{} was built by another process", render(&drv));
                 }
+                Status::CutOff => {
+                    let _ = writeln!(
+                        err,
+                        "{} is unchanged: its inputs came out as before",
+                        render(&drv)
+                    );
+                }
                 Status::Skipped => {}
                 Status::Failed(message) => {
                     let _ = writeln!(err, "error: building {} failed: {message}", render(&drv));
@@ -306,6 +313,7 @@ fn status_text(status: &Status) -> (&'static str, Option<String>) {
     match status {
         Status::Built => ("built", None),
         Status::BuiltElsewhere => ("built-elsewhere", None),
+        Status::CutOff => ("cut-off", None),
         Status::Skipped => ("skipped", None),
         Status::Failed(m) => ("failed", Some(m.clone())),
     }

@@ -14,6 +14,7 @@
 //! register, all under the path's lock, so a crash at any point leaves either a valid path or
 //! debris that the next writer of that path removes.
 
+mod ca;
 mod db;
 mod derivation;
 mod error;
@@ -31,6 +32,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, MutexGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
+pub use ca::{CA_HASH_ALGO, input_placeholder, own_placeholder, scratch_path};
 pub use db::{BuildTrace, PathInfo, SCHEMA_VERSION};
 pub use derivation::{
     Derivation, DerivationOutput, fixed_output_path, output_path_name, parse as parse_derivation,
@@ -317,6 +319,45 @@ impl Store {
             done.push(info);
         }
         Ok(done)
+    }
+
+    /// Registers a content-addressed output built at `location` for the scratch path
+    /// `scratch` (see the `ca` module): computes its final path from its contents, rewrites
+    /// its self-references, moves it there and registers it. If the final path is already
+    /// valid, the new copy is dropped: the build changed nothing. The caller holds the
+    /// scratch path's lock.
+    pub fn register_content_addressed(
+        &self,
+        location: &Path,
+        scratch: &StorePath,
+        candidates: &BTreeSet<StorePath>,
+        deriver: &StorePath,
+    ) -> Result<PathInfo, Error> {
+        fsutil::normalise(location)?;
+        let (path, mut references, self_ref) =
+            ca::final_path(&self.dir, location, scratch, candidates)?;
+        let lock = self.lock_path(&path)?;
+        if let Some(info) = self.query_info(&path)? {
+            fsutil::remove_tree(location)?;
+            return Ok(info);
+        }
+        if self_ref {
+            ca::rewrite_tree(
+                location,
+                scratch.digest_text().as_bytes(),
+                path.digest_text().as_bytes(),
+            )?;
+            references.insert(path.clone());
+        }
+        let (nar_hash, nar_size) = nar::hash_path(location)?;
+        let mut info = self.new_info(&path, nar_hash, nar_size, references, Some("content"));
+        info.deriver = Some(deriver.clone());
+        self.clear_invalid(&path, &lock)?;
+        std::fs::rename(location, self.locate(&path))
+            .at("move into the store", self.locate(&path))?;
+        fsutil::sync_path(self.dir.as_path())?;
+        self.db().register(&info, &[])?;
+        Ok(info)
     }
 
     /// Registers `link` (such as `./result`) as an indirect garbage-collector root: the store

@@ -22,8 +22,20 @@ impl<'a> Graph<'a> {
         Graph { store, identities: HashMap::new() }
     }
 
-    /// A derivation `name` that runs `script`; each input's `out` is in `$in0`, `$in1`, ...
+    /// An input-addressed derivation `name` that runs `script`; each input's `out` is in
+    /// `$in0`, `$in1`, ...
     fn drv(&mut self, name: &str, script: &str, inputs: &[&StorePath]) -> StorePath {
+        self.make(name, script, inputs, false)
+    }
+
+    /// A content-addressed derivation, otherwise as `drv`.
+    fn ca(&mut self, name: &str, script: &str, inputs: &[&StorePath]) -> StorePath {
+        self.make(name, script, inputs, true)
+    }
+
+    /// Writes a derivation as the evaluator does: content-addressed outputs are placeholders
+    /// until built, and a derivation that uses one is deferred.
+    fn make(&mut self, name: &str, script: &str, inputs: &[&StorePath], ca: bool) -> StorePath {
         let mut env = BTreeMap::from([
             ("name".to_owned(), name.to_owned()),
             ("out".to_owned(), String::new()),
@@ -32,16 +44,27 @@ impl<'a> Graph<'a> {
             ("__impureHostDeps".to_owned(), HOST_DEPS.to_owned()),
         ]);
         let mut input_drvs = BTreeMap::new();
+        let mut deferred = false;
         for (i, input) in inputs.iter().enumerate() {
             let drv = self.store.read_derivation(input).unwrap();
-            env.insert(
-                format!("in{i}"),
-                self.store.render(drv.outputs["out"].path.as_ref().unwrap()),
-            );
+            let value = match drv.outputs["out"].path.as_ref() {
+                Some(p) => self.store.render(p),
+                None => {
+                    deferred = true;
+                    kiln_store::input_placeholder(input, "out")
+                }
+            };
+            env.insert(format!("in{i}"), value);
             input_drvs.insert((*input).clone(), BTreeSet::from(["out".to_owned()]));
         }
+        let mut out = DerivationOutput::default();
+        if ca {
+            out.hash_algo = kiln_store::CA_HASH_ALGO.to_owned();
+            env.insert("out".into(), kiln_store::own_placeholder("out"));
+            env.insert("__contentAddressed".into(), "1".into());
+        }
         let mut drv = Derivation {
-            outputs: BTreeMap::from([("out".into(), DerivationOutput::default())]),
+            outputs: BTreeMap::from([("out".into(), out)]),
             input_drvs,
             platform: "x86_64-linux".into(),
             builder: "/bin/sh".into(),
@@ -50,12 +73,20 @@ impl<'a> Graph<'a> {
             ..Default::default()
         };
         let ids = &self.identities;
-        let id = drv
-            .fill_output_paths(self.store.dir(), name, |p| Ok::<_, kiln_store::Error>(ids[p]))
-            .unwrap();
+        let id = if ca || deferred {
+            drv.identity(self.store.dir(), |p| Ok::<_, kiln_store::Error>(ids[p])).unwrap()
+        } else {
+            drv.fill_output_paths(self.store.dir(), name, |p| Ok::<_, kiln_store::Error>(ids[p]))
+                .unwrap()
+        };
         let path = self.store.write_derivation(name, &drv).unwrap();
         self.identities.insert(path.clone(), id);
         path
+    }
+
+    /// The output path a successful build of `drv` reported in its summary.
+    fn built_out(events: &[Value], drv: &StorePath, store: &Store) -> String {
+        summary(events)["outputs"][&store.render(drv)]["out"].as_str().unwrap().to_owned()
     }
 
     fn out(&self, drv: &StorePath) -> String {
@@ -354,4 +385,110 @@ fn kill_during_a_build_then_rerun_succeeds() {
             (info.nar_hash, info.nar_size)
         );
     }
+}
+
+/// The same diamond, content-addressed: `leaf` prints `leaf_text` (with a comment that changes
+/// its derivation but not its output), the others use their inputs.
+fn ca_diamond(
+    g: &mut Graph<'_>,
+    leaf_text: &str,
+    comment: &str,
+    right_text: &str,
+) -> [StorePath; 4] {
+    let leaf = g.ca("leaf", &format!("echo {leaf_text} > $out # {comment}"), &[]);
+    let left = g.ca("left", "read x < $in0; echo \"left($x)\" > $out", &[&leaf]);
+    let right =
+        g.ca("right", &format!("read x < $in0; echo \"{right_text}($x)\" > $out"), &[&leaf]);
+    // `top` is input-addressed: it is deferred until its inputs exist.
+    let top = g.drv(
+        "top",
+        "/bin/mkdir $out; /bin/cat $in0 $in1 > $out/both; echo $in1 > $out/uses-right",
+        &[&left, &right],
+    );
+    [leaf, left, right, top]
+}
+
+fn statuses(events: &[Value]) -> BTreeMap<String, String> {
+    events
+        .iter()
+        .filter(|e| e["event"] == "finish")
+        .map(|e| {
+            let drv = e["drv"].as_str().unwrap();
+            (drv[drv.find('-').unwrap() + 1..].to_owned(), e["status"].as_str().unwrap().to_owned())
+        })
+        .collect()
+}
+
+#[test]
+fn content_addressed_builds_stop_where_nothing_changed() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let [_, _, _, top] = ca_diamond(&mut g, "one", "first", "right");
+    let events = build_json(&s, &["--no-link", &store.render(&top)], true);
+    assert_eq!(summary(&events)["built"].as_u64(), Some(4), "{}", summary(&events));
+    let out = Graph::built_out(&events, &top, &store);
+    assert_eq!(std::fs::read_to_string(format!("{out}/both")).unwrap(), "left(one)\nright(one)\n");
+    // The deferred `top` refers to the real path of `right`, not to a placeholder.
+    let right_path = std::fs::read_to_string(format!("{out}/uses-right")).unwrap();
+    assert!(store.is_valid(&store.resolve(right_path.trim()).unwrap()).unwrap(), "{right_path}");
+
+    // Nothing changed: nothing is built, and the plan says so before running anything.
+    let events = build_json(&s, &["--no-link", &store.render(&top)], true);
+    let sum = summary(&events);
+    assert_eq!((sum["built"].as_u64(), sum["reused"].as_u64()), (Some(0), Some(1)), "{sum}");
+    assert_eq!(Graph::built_out(&events, &top, &store), out);
+
+    // A comment in the leaf's script changes its derivation, not its output: the leaf alone
+    // is rebuilt, and everything after it is cut off.
+    let [_, _, _, top2] = ca_diamond(&mut g, "one", "second", "right");
+    assert_ne!(top2, top);
+    let events = build_json(&s, &["--no-link", &store.render(&top2)], true);
+    let sum = summary(&events);
+    assert_eq!((sum["built"].as_u64(), sum["cut_off"].as_u64()), (Some(1), Some(3)), "{sum}");
+    assert_eq!(
+        statuses(&events),
+        BTreeMap::from([
+            ("leaf.drv".to_owned(), "built".to_owned()),
+            ("left.drv".to_owned(), "cut-off".to_owned()),
+            ("right.drv".to_owned(), "cut-off".to_owned()),
+            ("top.drv".to_owned(), "cut-off".to_owned()),
+        ])
+    );
+    assert_eq!(Graph::built_out(&events, &top2, &store), out, "the same output, reused");
+
+    // A leaf whose output changes rebuilds everything after it.
+    let [_, _, _, top3] = ca_diamond(&mut g, "two", "second", "right");
+    let events = build_json(&s, &["--no-link", &store.render(&top3)], true);
+    let sum = summary(&events);
+    assert_eq!((sum["built"].as_u64(), sum["cut_off"].as_u64()), (Some(4), Some(0)), "{sum}");
+    let out3 = Graph::built_out(&events, &top3, &store);
+    assert_eq!(std::fs::read_to_string(format!("{out3}/both")).unwrap(), "left(two)\nright(two)\n");
+}
+
+#[test]
+fn content_addressed_outputs_may_refer_to_themselves() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let drv =
+        g.ca("selfref", "/bin/mkdir $out; echo $out > $out/me; /bin/ln -s $out/me $out/link", &[]);
+    let events = build_json(&s, &["--no-link", &store.render(&drv)], true);
+    let out = Graph::built_out(&events, &drv, &store);
+    assert_eq!(
+        std::fs::read_to_string(format!("{out}/me")).unwrap().trim(),
+        out,
+        "rewritten to the final path"
+    );
+    assert_eq!(
+        std::fs::read_link(format!("{out}/link")).unwrap().to_str().unwrap(),
+        format!("{out}/me")
+    );
+    let path = store.resolve(&out).unwrap();
+    let info = store.query_info(&path).unwrap().unwrap();
+    assert_eq!(info.references, BTreeSet::from([path.clone()]));
+    assert_eq!(
+        kiln_store::nar::hash_path(&store.locate(&path)).unwrap(),
+        (info.nar_hash, info.nar_size)
+    );
 }
