@@ -64,13 +64,13 @@ pub(crate) struct Args {
     #[arg(long = "extra-experimental-features", value_name = "FEATURES")]
     experimental: Vec<String>,
     /// How to treat absolute and home path literals: `ignore`, `warn` or `fatal`
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = ["ignore", "warn", "fatal"])]
     lint_absolute_path_literals: Option<String>,
     /// How to treat relative path literals without `./`: `ignore`, `warn` or `fatal`
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = ["ignore", "warn", "fatal"])]
     lint_short_path_literals: Option<String>,
     /// How to treat unquoted URL literals: `ignore`, `warn` or `fatal`
-    #[arg(long, value_name = "LEVEL")]
+    #[arg(long, value_name = "LEVEL", value_parser = ["ignore", "warn", "fatal"])]
     lint_url_literals: Option<String>,
 }
 
@@ -335,7 +335,7 @@ fn run_on_thread(args: Args) -> Result<(), Failure> {
 
 fn draw_warning(sources: &SourceMap, d: &Diagnostic) {
     let mut files = SimpleFiles::new();
-    let mut drawn = Drawn::warning().with_message(&d.message);
+    let mut drawn = Drawn::warning().with_code(d.code).with_message(&d.message);
     if let Some(span) = d.span {
         let f = sources.get(span.file);
         let fid = files.add(f.name.clone(), f.text.to_string());
