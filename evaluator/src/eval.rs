@@ -60,6 +60,8 @@ pub struct Evaluator {
     pub(crate) base_names: HashMap<Symbol, u32>,
     pub(crate) builtins_attrs: Option<Rc<Attrs>>,
     pub(crate) import_cache: HashMap<String, Value>,
+    /// The span of every lowered node, indexed by its `NodeId`.
+    spans: Vec<Span>,
     pub(crate) lints: lower::Lints,
     pub(crate) warnings: Vec<Diagnostic>,
     /// Nesting depth of recursive printers (`toJSON`), bounded like calls.
@@ -84,6 +86,7 @@ impl Evaluator {
             base_names: HashMap::new(),
             builtins_attrs: None,
             import_cache: HashMap::new(),
+            spans: Vec::new(),
             lints: lower::Lints::default(),
             warnings: Vec::new(),
             nest: 0,
@@ -145,8 +148,11 @@ impl Evaluator {
             extra,
             describe: &describe,
             lints: self.lints,
+            first_id: self.spans.len() as u32,
         };
-        let (expr, errors, warnings) = lower::lower(&ctx, &root);
+        let lowered = lower::lower(&ctx, &root);
+        self.spans.extend(lowered.spans);
+        let (expr, errors, warnings) = (lowered.expr, lowered.errors, lowered.warnings);
         for w in warnings {
             let mut d = Diagnostic::new(ErrorKind::Static, w.message, Some(w.span));
             d.code = w.code;
@@ -172,9 +178,9 @@ impl Evaluator {
         self.eval(e, &env).map_err(|d| self.without_dummy_spans(d))
     }
 
-    /// The source map file of a span.
-    pub fn file_of(&self, span: Span) -> FileId {
-        span.file
+    /// The source span of a lowered expression.
+    pub fn span_of(&self, e: &Expr) -> Span {
+        self.spans[e.id.0 as usize]
     }
 
     // ---- forcing ----
@@ -193,7 +199,7 @@ impl Evaluator {
                 }
                 Err(mut d) => {
                     if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {
-                        d.span = Some(e.span);
+                        d.span = Some(self.span_of(&e));
                     }
                     // Running out of stack depends on where the thunk was forced: retry later.
                     *t.0.borrow_mut() = if d.kind == ErrorKind::StackOverflow {
@@ -278,7 +284,7 @@ impl Evaluator {
             return err(
                 ErrorKind::StackOverflow,
                 "stack overflow; max-call-depth exceeded",
-                e.span,
+                self.span_of(e),
             );
         }
         let r = self.eval_inner(e, env);
@@ -287,7 +293,7 @@ impl Evaluator {
     }
 
     fn eval_inner(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
-        let span = e.span;
+        let span = self.span_of(e);
         match &e.kind {
             ExprKind::Lit(v) => Ok(v.clone()),
             ExprKind::Var(Var::Local { depth, idx, .. }) => {
@@ -311,7 +317,8 @@ impl Evaluator {
                         Part::Lit(s) => out.push_str(s),
                         Part::Expr(x) => {
                             let v = self.eval(x, env)?;
-                            let s = self.coerce_to_string(&v, x.span, &mut ctx, true, false)?;
+                            let s =
+                                self.coerce_to_string(&v, self.span_of(x), &mut ctx, true, false)?;
                             out.push_str(&s);
                         }
                     }
@@ -326,12 +333,13 @@ impl Evaluator {
                         Part::Expr(x) => {
                             let v = self.eval(x, env)?;
                             let mut ctx = Context::new();
-                            let s = self.coerce_to_string(&v, x.span, &mut ctx, false, false)?;
+                            let s =
+                                self.coerce_to_string(&v, self.span_of(x), &mut ctx, false, false)?;
                             if !ctx.is_empty() {
                                 return err(
                                     ErrorKind::Type,
                                     "a string that refers to a store path cannot be appended to a path",
-                                    x.span,
+                                    self.span_of(x),
                                 );
                             }
                             out.push_str(&s);
@@ -370,7 +378,7 @@ impl Evaluator {
                                 }
                                 let at = match key {
                                     Key::Static(_, s) => *s,
-                                    Key::Dynamic(e) => e.span,
+                                    Key::Dynamic(e) => self.span_of(e),
                                 };
                                 return self.missing_attr(&name, a, at);
                             }
@@ -438,12 +446,16 @@ impl Evaluator {
             }
             ExprKind::If(c, t, f) => {
                 let cv = self.eval(c, env).map_err(|d| {
-                    push_frame(d, Some(c.span), "while evaluating a branch condition".into())
+                    push_frame(
+                        d,
+                        Some(self.span_of(c)),
+                        "while evaluating a branch condition".into(),
+                    )
                 })?;
                 match cv {
                     Value::Bool(true) => self.eval(t, env),
                     Value::Bool(false) => self.eval(f, env),
-                    other => self.type_err("a Boolean", &other, c.span),
+                    other => self.type_err("a Boolean", &other, self.span_of(c)),
                 }
             }
             ExprKind::Assert(c, body) => {
@@ -451,15 +463,19 @@ impl Evaluator {
                 match cv {
                     Value::Bool(true) => self.eval(body, env),
                     Value::Bool(false) => {
-                        let text = self.source_text(c.span);
-                        err(ErrorKind::Assert, format!("assertion `{text}` failed"), c.span)
+                        let text = self.source_text(self.span_of(c));
+                        err(
+                            ErrorKind::Assert,
+                            format!("assertion `{text}` failed"),
+                            self.span_of(c),
+                        )
                     }
-                    other => self.type_err("a Boolean", &other, c.span),
+                    other => self.type_err("a Boolean", &other, self.span_of(c)),
                 }
             }
             ExprKind::Not(x) => match self.eval(x, env)? {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
-                other => self.type_err("a Boolean", &other, x.span),
+                other => self.type_err("a Boolean", &other, self.span_of(x)),
             },
             ExprKind::Neg(x) => {
                 let v = self.eval(x, env)?;
@@ -521,7 +537,7 @@ impl Evaluator {
                 let v = self.eval(e, env)?;
                 match v {
                     Value::String(s) => Ok(Symbol::new(&s.s)),
-                    other => self.type_err("a string", &other, e.span),
+                    other => self.type_err("a string", &other, self.span_of(e)),
                 }
             }
         }
@@ -614,7 +630,7 @@ impl Evaluator {
             let name = match kv {
                 Value::Null => continue,
                 Value::String(s) => Symbol::new(&s.s),
-                other => return self.type_err("a string", &other, k.span),
+                other => return self.type_err("a string", &other, self.span_of(k)),
             };
             if let Some(prev) = attrs.get(&name) {
                 let at = prev.pos.map(|p| self.sources.describe(p)).unwrap_or_default();
@@ -775,7 +791,7 @@ impl Evaluator {
             BinOp::And | BinOp::Or | BinOp::Impl => {
                 let lv = match self.eval(l, env)? {
                     Value::Bool(b) => b,
-                    other => return self.type_err("a Boolean", &other, l.span),
+                    other => return self.type_err("a Boolean", &other, self.span_of(l)),
                 };
                 let short = match op {
                     BinOp::And => (!lv).then_some(false),
@@ -787,7 +803,7 @@ impl Evaluator {
                 }
                 match self.eval(r, env)? {
                     Value::Bool(b) => Ok(Value::Bool(b)),
-                    other => self.type_err("a Boolean", &other, r.span),
+                    other => self.type_err("a Boolean", &other, self.span_of(r)),
                 }
             }
             _ => {

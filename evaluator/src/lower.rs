@@ -18,9 +18,14 @@ use rowan::ast::AstNode;
 use crate::syntax::{FileId, Span};
 use crate::value::{Symbol, Value};
 
-/// A lowered expression with its source span.
+/// Identifies a lowered expression; its span is in the session's side table
+/// (`Evaluator::span_of`), so the tree itself stays small.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct NodeId(pub u32);
+
+/// A lowered expression.
 pub struct Expr {
-    pub(crate) span: Span,
+    pub(crate) id: NodeId,
     pub(crate) kind: ExprKind,
 }
 
@@ -191,6 +196,8 @@ pub(crate) struct LowerCtx<'a> {
     pub(crate) describe: &'a dyn Fn(Span) -> String,
     /// Lints of literals.
     pub(crate) lints: Lints,
+    /// The id of the first node this lowering creates (the session's span table length).
+    pub(crate) first_id: u32,
 }
 
 struct Lowerer<'a> {
@@ -198,18 +205,27 @@ struct Lowerer<'a> {
     scopes: Vec<Scope>,
     errors: Vec<LowerError>,
     warnings: Vec<LowerError>,
+    /// Spans of the nodes created, indexed by `NodeId - first_id`.
+    spans: Vec<Span>,
 }
 
-/// Lowers a parsed file. Returns the expression, every error and every warning found.
-pub(crate) fn lower(
-    ctx: &LowerCtx<'_>,
-    root: &rnix::Root,
-) -> (Rc<Expr>, Vec<LowerError>, Vec<LowerError>) {
+/// What lowering a file gives: the expression, the spans of its nodes (from
+/// `LowerCtx::first_id` on), and every error and warning found.
+pub(crate) struct Lowered {
+    pub(crate) expr: Rc<Expr>,
+    pub(crate) spans: Vec<Span>,
+    pub(crate) errors: Vec<LowerError>,
+    pub(crate) warnings: Vec<LowerError>,
+}
+
+/// Lowers a parsed file.
+pub(crate) fn lower(ctx: &LowerCtx<'_>, root: &rnix::Root) -> Lowered {
     let mut l = Lowerer {
         ctx,
         scopes: vec![Scope::Static(ctx.base.clone())],
         errors: Vec::new(),
         warnings: Vec::new(),
+        spans: Vec::new(),
     };
     if let Some(extra) = &ctx.extra {
         l.scopes.push(Scope::With);
@@ -221,7 +237,7 @@ pub(crate) fn lower(
             l.error(span_of(ctx.file, root.syntax()), "E001", "syntax error, empty input".into())
         }
     };
-    (e, l.errors, l.warnings)
+    Lowered { expr: e, spans: l.spans, errors: l.errors, warnings: l.warnings }
 }
 
 fn span_of(file: FileId, node: &rnix::SyntaxNode) -> Span {
@@ -284,8 +300,10 @@ fn strip_parens(mut e: ast::Expr) -> ast::Expr {
 }
 
 impl<'a> Lowerer<'a> {
-    fn mk(&self, span: Span, kind: ExprKind) -> Rc<Expr> {
-        Rc::new(Expr { span, kind })
+    fn mk(&mut self, span: Span, kind: ExprKind) -> Rc<Expr> {
+        let id = NodeId(self.ctx.first_id + self.spans.len() as u32);
+        self.spans.push(span);
+        Rc::new(Expr { id, kind })
     }
 
     fn span(&self, node: &rnix::SyntaxNode) -> Span {
