@@ -1020,9 +1020,7 @@ impl Evaluator {
     /// Imports a file (or `default.nix` of a directory), cached per path unless scoped.
     pub fn import_path(&mut self, path: &Path, span: Span, scope: Option<Rc<Attrs>>) -> R<Value> {
         let mut path = path.to_path_buf();
-        if matches!(self.io.file_type(&path), Ok(FileType::Directory))
-            || std::fs::metadata(&path).is_ok_and(|m| m.is_dir())
-        {
+        if self.io.is_dir(&path) {
             path = path.join("default.nix");
         }
         let key = path.to_string_lossy().into_owned();
@@ -1105,7 +1103,7 @@ fn prim_path_exists(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let exists = if crate::lower::canon_path(&s) == ev.io.store_dir() {
         true
     } else if s.ends_with('/') && s.len() > 1 {
-        matches!(ev.io.file_type(p), Ok(FileType::Directory)) || p.is_dir()
+        ev.io.is_dir(p)
     } else {
         ev.io.path_exists(p)
     };

@@ -74,6 +74,8 @@ pub trait EvalIo {
     fn read_file(&self, path: &Path) -> io::Result<Vec<u8>>;
     /// Whether a path exists (a final symlink need not point anywhere).
     fn path_exists(&self, path: &Path) -> bool;
+    /// Whether a path is a directory, following symlinks.
+    fn is_dir(&self, path: &Path) -> bool;
     /// The type of a path, not following a final symlink.
     fn file_type(&self, path: &Path) -> io::Result<FileType>;
     /// The entries of a directory with their types (not following symlinks).
@@ -153,6 +155,10 @@ impl EvalIo for PlainIo {
         std::fs::symlink_metadata(path).is_ok()
     }
 
+    fn is_dir(&self, path: &Path) -> bool {
+        path.is_dir()
+    }
+
     fn file_type(&self, path: &Path) -> io::Result<FileType> {
         Ok(to_file_type(std::fs::symlink_metadata(path)?.file_type()))
     }
@@ -198,6 +204,7 @@ impl EvalIo for PlainIo {
     }
 
     fn write_derivation(&self, drv: &DerivationRequest) -> io::Result<DerivationPaths> {
+        // Fake paths from a fake hash: the real ones come from kiln-store (see `store-paths.md`).
         let text = format!("{drv:?}");
         let drv_path = Self::fake_store_path(&format!("{}.drv", drv.name), text.as_bytes());
         let outputs = drv

@@ -20,6 +20,9 @@ impl EvalIo for Recording {
     fn path_exists(&self, path: &Path) -> bool {
         self.plain.path_exists(path)
     }
+    fn is_dir(&self, path: &Path) -> bool {
+        self.plain.is_dir(path)
+    }
     fn file_type(&self, path: &Path) -> std::io::Result<FileType> {
         self.plain.file_type(path)
     }
