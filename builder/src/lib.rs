@@ -10,6 +10,7 @@
 mod error;
 mod event;
 mod executor;
+mod explain;
 mod local;
 mod plan;
 mod resolve;
@@ -19,6 +20,7 @@ mod schedule;
 pub use error::Error;
 pub use event::{Event, Status, Summary};
 pub use executor::{ExecOutcome, Executor, Job};
+pub use explain::explain;
 pub use local::LocalExecutor;
 pub use plan::{Node, Plan, Reason};
 pub use resolve::{Resolved, needs_resolution};

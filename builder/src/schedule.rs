@@ -219,6 +219,9 @@ fn run_one(
                 message.push_str(&format!(": {s}"));
                 source = s.source();
             }
+            if let Err(e) = store.record_failure(&node.drv_path, &message) {
+                tracing::warn!(error = %e, "cannot record a failed build");
+            }
             let log = Some(log_path).filter(|p| p.exists());
             Outcome { status: Status::Failed(message), log, realised: BTreeMap::new() }
         }
@@ -412,15 +415,17 @@ fn try_build(
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let duration_ms = t0.elapsed().as_millis() as u64;
     for (name, info) in &registered {
-        for drv_path in BTreeSet::from([&build_path, &node.drv_path]) {
-            store.record_build(&BuildTrace {
-                drv_path: drv_path.clone(),
-                output: name.clone(),
-                output_path: info.path.clone(),
-                nar_hash: info.nar_hash,
-                finished_at: now,
-                duration_ms,
-            })?;
+        let trace = BuildTrace {
+            drv_path: node.drv_path.clone(),
+            output: name.clone(),
+            output_path: info.path.clone(),
+            nar_hash: info.nar_hash,
+            finished_at: now,
+            duration_ms,
+        };
+        store.record_build(&trace)?;
+        if build_path != node.drv_path {
+            store.record_resolved_build(&BuildTrace { drv_path: build_path.clone(), ..trace })?;
         }
     }
     Ok((Status::Built, registered.into_iter().map(|(n, i)| (n, i.path)).collect()))

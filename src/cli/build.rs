@@ -1,10 +1,11 @@
 //! `kiln build`: plan and build derivations, print their outputs and link them as `./result`.
 
+use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use kiln_builder::{Event, LocalExecutor, Options, Plan, SandboxExecutor, Status, Summary};
+use kiln_builder::{Event, LocalExecutor, Options, Plan, Reason, SandboxExecutor, Status, Summary};
 use kiln_store::{Store, StorePath};
 use serde_json::json;
 
@@ -27,6 +28,10 @@ pub(crate) struct Args {
     /// Print what would be built, and why, and stop
     #[arg(long)]
     dry_run: bool,
+    /// Say, for each derivation to build, what changed since the previous build of the same
+    /// package
+    #[arg(long)]
+    explain: bool,
     /// Print one JSON object per event, one per line, ending with a summary
     #[arg(long)]
     json: bool,
@@ -88,6 +93,13 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
         .collect::<anyhow::Result<Vec<StorePath>>>()?;
     let plan = Plan::new(&store, &roots)?;
     let mut reporter = Reporter::new(&store, args.json);
+    if args.explain {
+        for (_, node) in plan.to_build() {
+            reporter
+                .explanations
+                .insert(node.drv_path.clone(), kiln_builder::explain(&store, node)?);
+        }
+    }
     if args.dry_run {
         reporter.plan(&plan);
         return Ok(());
@@ -159,12 +171,14 @@ struct Reporter<'s> {
     stderr: std::io::Stderr,
     /// Whether stderr is a terminal (log lines are shown there, prefixed with the package).
     terminal: bool,
+    /// With `--explain`, why each derivation is built.
+    explanations: BTreeMap<StorePath, Vec<String>>,
 }
 
 impl<'s> Reporter<'s> {
     fn new(store: &'s Store, json: bool) -> Reporter<'s> {
         let terminal = std::io::stderr().is_terminal();
-        Reporter { store, json, stderr: std::io::stderr(), terminal }
+        Reporter { store, json, stderr: std::io::stderr(), terminal, explanations: BTreeMap::new() }
     }
 
     fn json_line(&self, value: serde_json::Value) {
@@ -173,37 +187,65 @@ impl<'s> Reporter<'s> {
     }
 
     fn plan(&mut self, plan: &Plan) {
-        let to_build: Vec<_> = plan.to_build().collect();
-        let valid = plan.nodes.len() - to_build.len();
+        let to_build: Vec<(StorePath, Reason)> = plan
+            .to_build()
+            .map(|(_, n)| {
+                (n.drv_path.clone(), n.reason.clone().expect("a node to build has a reason"))
+            })
+            .collect();
+        self.draw_plan(&to_build, plan.nodes.len() - to_build.len(), true);
+    }
+
+    /// Draws the plan: the header, and with `--dry-run` or `--explain` each derivation with
+    /// its reason (and explanation).
+    fn draw_plan(&mut self, to_build: &[(StorePath, Reason)], valid: usize, dry_run: bool) {
+        let explanation = |d: &StorePath| self.explanations.get(d).cloned().unwrap_or_default();
         if self.json {
             let items: Vec<_> = to_build
                 .iter()
-                .map(|(_, n)| json!({"drv": self.store.render(&n.drv_path), "reason": n.reason.as_ref().map(|r| r.to_string())}))
+                .map(|(d, r)| {
+                    let mut item = json!({"drv": self.store.render(d), "reason": r.to_string()});
+                    if self.explanations.contains_key(d) {
+                        item["explanation"] = json!(explanation(d));
+                    }
+                    item
+                })
                 .collect();
             self.json_line(json!({"event": "plan", "to_build": items, "valid": valid}));
             return;
         }
         let mut err = self.stderr.lock();
         if to_build.is_empty() {
-            let _ = writeln!(err, "nothing to build: all {valid} derivations are valid");
+            if dry_run {
+                let _ = writeln!(err, "nothing to build: all {valid} derivations are valid");
+            }
+            return;
+        }
+        let n = to_build.len();
+        if dry_run {
+            let _ = writeln!(err, "{n} to build ({valid} already valid):");
         } else {
-            let _ = writeln!(err, "{} to build ({valid} already valid):", to_build.len());
-            for (_, n) in to_build {
-                let reason = n.reason.as_ref().map(|r| r.to_string()).unwrap_or_default();
-                let _ = writeln!(err, "  {}  ({reason})", self.store.render(&n.drv_path));
+            let _ = writeln!(err, "building {n} derivations ({valid} already valid)");
+        }
+        if dry_run || !self.explanations.is_empty() {
+            for (d, r) in to_build {
+                let _ = writeln!(err, "  {}  ({r})", self.store.render(d));
+                for line in explanation(d) {
+                    let _ = writeln!(err, "      {line}");
+                }
             }
         }
     }
 
     fn event(&mut self, event: Event) {
         let render = |p: &StorePath| self.store.render(p);
+        if let Event::Plan { to_build, valid } = &event {
+            self.draw_plan(to_build, *valid, false);
+            return;
+        }
         if self.json {
             let value = match &event {
-                Event::Plan { to_build, valid } => json!({
-                    "event": "plan",
-                    "to_build": to_build.iter().map(|(d, r)| json!({"drv": render(d), "reason": r.to_string()})).collect::<Vec<_>>(),
-                    "valid": valid,
-                }),
+                Event::Plan { .. } => unreachable!("drawn above"),
                 Event::Started { drv } => json!({"event": "start", "drv": render(drv)}),
                 Event::Log { drv, line } => {
                     json!({"event": "log", "drv": render(drv), "line": line})
@@ -221,13 +263,6 @@ impl<'s> Reporter<'s> {
         }
         let mut err = self.stderr.lock();
         match event {
-            Event::Plan { to_build, valid } if !to_build.is_empty() => {
-                let _ = writeln!(
-                    err,
-                    "building {} derivations ({valid} already valid)",
-                    to_build.len()
-                );
-            }
             Event::Plan { .. } => {}
             Event::Started { drv } => {
                 let _ = writeln!(err, "building {}", render(&drv));

@@ -54,6 +54,22 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX build_trace_by_drv ON build_trace(drv_path, output);
     ",
+    // Version 2: what `--explain` needs: the package name of each build (to find the previous
+    // build of the same package), whether the entry is for a derivation as written or for its
+    // resolved form, and the failures.
+    "
+    ALTER TABLE build_trace ADD COLUMN drv_name TEXT NOT NULL DEFAULT '';
+    ALTER TABLE build_trace ADD COLUMN resolved INTEGER NOT NULL DEFAULT 0;
+    UPDATE build_trace SET drv_name = substr(drv_path, 34);
+    CREATE INDEX build_trace_by_name ON build_trace(drv_name, resolved, id);
+    CREATE TABLE build_failures (
+        id        INTEGER PRIMARY KEY,
+        drv_path  TEXT NOT NULL,
+        failed_at INTEGER NOT NULL,
+        message   TEXT NOT NULL
+    );
+    CREATE INDEX build_failures_by_drv ON build_failures(drv_path, id);
+    ",
 ];
 
 /// The schema version this kiln writes.
@@ -346,11 +362,12 @@ impl Db {
         rows.into_iter().map(|(o, p)| Ok((o, self.parse_path(&p)?))).collect()
     }
 
-    pub(crate) fn record_build(&mut self, trace: &BuildTrace) -> Result<(), Error> {
+    pub(crate) fn record_build(&mut self, trace: &BuildTrace, resolved: bool) -> Result<(), Error> {
         self.conn
             .prepare_cached(
-                "INSERT INTO build_trace (drv_path, output, output_path, nar_hash, finished_at, duration_ms)
-                 VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                "INSERT INTO build_trace
+                     (drv_path, output, output_path, nar_hash, finished_at, duration_ms, drv_name, resolved)
+                 VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
             )
             .and_then(|mut s| {
                 s.execute(params![
@@ -360,6 +377,8 @@ impl Db {
                     trace.nar_hash.as_bytes().as_slice(),
                     trace.finished_at,
                     trace.duration_ms as i64,
+                    trace.drv_path.name(),
+                    resolved,
                 ])
             })
             .map_err(self.err("recording a build"))?;
@@ -401,6 +420,54 @@ impl Db {
             finished_at,
             duration_ms: duration as u64,
         }))
+    }
+
+    /// Returns the most recent build of a derivation (as written, not resolved) with the file
+    /// name `drv_name` other than `except`: the previous build of the same package.
+    pub(crate) fn previous_build_named(
+        &self,
+        drv_name: &str,
+        except: &StorePath,
+    ) -> Result<Option<(StorePath, i64)>, Error> {
+        let row = self
+            .conn
+            .prepare_cached(
+                "SELECT drv_path, finished_at FROM build_trace
+                 WHERE drv_name = ?1 AND resolved = 0 AND drv_path != ?2 ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut s| {
+                s.query_row(params![drv_name, except.to_string()], |r| {
+                    Ok((r.get::<_, String>(0)?, r.get::<_, i64>(1)?))
+                })
+                .optional()
+            })
+            .map_err(self.err("reading the build trace"))?;
+        row.map(|(p, t)| Ok((self.parse_path(&p)?, t))).transpose()
+    }
+
+    pub(crate) fn record_failure(
+        &mut self,
+        drv: &StorePath,
+        at: i64,
+        message: &str,
+    ) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT INTO build_failures (drv_path, failed_at, message) VALUES (?1, ?2, ?3)",
+            )
+            .and_then(|mut s| s.execute(params![drv.to_string(), at, message]))
+            .map_err(self.err("recording a failure"))?;
+        Ok(())
+    }
+
+    /// Returns when the last failed build of `drv` failed and why.
+    pub(crate) fn last_failure(&self, drv: &StorePath) -> Result<Option<(i64, String)>, Error> {
+        self.conn
+            .prepare_cached(
+                "SELECT failed_at, message FROM build_failures WHERE drv_path = ?1 ORDER BY id DESC LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([drv.to_string()], |r| Ok((r.get(0)?, r.get(1)?))).optional())
+            .map_err(self.err("reading the build failures"))
     }
 
     /// Returns every registered path, sorted.

@@ -244,9 +244,31 @@ impl Store {
         self.db().derivation_outputs(drv)
     }
 
-    /// Records that a build produced an output with a content hash.
+    /// Records that a build of a derivation (as written) produced an output.
     pub fn record_build(&self, trace: &BuildTrace) -> Result<(), Error> {
-        self.db().record_build(trace)
+        self.db().record_build(trace, false)
+    }
+
+    /// Records that a build of a resolved derivation produced an output: the entry that lets
+    /// later builds with the same inputs reuse it.
+    pub fn record_resolved_build(&self, trace: &BuildTrace) -> Result<(), Error> {
+        self.db().record_build(trace, true)
+    }
+
+    /// Returns the previous build of the same package (a derivation with the same file name,
+    /// other than `drv`), with when it finished.
+    pub fn previous_build_of(&self, drv: &StorePath) -> Result<Option<(StorePath, i64)>, Error> {
+        self.db().previous_build_named(drv.name(), drv)
+    }
+
+    /// Records that building `drv` failed.
+    pub fn record_failure(&self, drv: &StorePath, message: &str) -> Result<(), Error> {
+        self.db().record_failure(drv, now(), message)
+    }
+
+    /// Returns when the last failed build of `drv` failed and why.
+    pub fn last_failure(&self, drv: &StorePath) -> Result<Option<(i64, String)>, Error> {
+        self.db().last_failure(drv)
     }
 
     /// Returns the most recent build of a derivation's output.

@@ -492,3 +492,77 @@ fn content_addressed_outputs_may_refer_to_themselves() {
         (info.nar_hash, info.nar_size)
     );
 }
+
+/// The explanations of a `--dry-run --explain --json` plan, by derivation file name.
+fn explanations(s: &TestStore, store: &Store, drv: &StorePath) -> BTreeMap<String, Vec<String>> {
+    let events = build_json(s, &["--dry-run", "--explain", &store.render(drv)], true);
+    assert_eq!(events.len(), 1, "a dry run prints the plan only");
+    events[0]["to_build"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|item| {
+            let drv = item["drv"].as_str().unwrap();
+            let lines = item["explanation"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|l| l.as_str().unwrap().to_owned());
+            (drv[drv.find('-').unwrap() + 1..].to_owned(), lines.collect())
+        })
+        .collect()
+}
+
+#[test]
+fn explain_names_the_reason() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let [_, _, _, top] = diamond(&mut g, "one", "right");
+    let first = explanations(&s, &store, &top);
+    assert_eq!(first.len(), 4);
+    assert_eq!(first["leaf.drv"], ["never built: no earlier build of `leaf` is recorded"]);
+    build_json(&s, &["--no-link", &store.render(&top)], true);
+
+    // The leaf's script changed: its attributes changed, and the others' input changed.
+    let [_, _, _, top2] = diamond(&mut g, "two", "right");
+    let why = explanations(&s, &store, &top2);
+    assert_eq!(why["leaf.drv"], ["attributes changed since the previous build: `args`"]);
+    assert_eq!(why["left.drv"].len(), 1);
+    assert!(
+        why["left.drv"][0].starts_with("input `leaf` changed (its output changed): was `"),
+        "{why:?}"
+    );
+    assert!(why["top.drv"].iter().any(|l| l.starts_with("input `left` changed")), "{why:?}");
+    assert!(
+        !why["top.drv"].iter().any(|l| l.contains("attributes changed")),
+        "paths of inputs are not attribute changes: {why:?}"
+    );
+
+    // A failed attempt is remembered.
+    let bad = g.drv("flaky", "exit 3", &[]);
+    build_json(&s, &["--no-link", &store.render(&bad)], false);
+    let why = explanations(&s, &store, &bad);
+    assert_eq!(why["flaky.drv"][0], "a previous attempt failed: the builder exited with status 3");
+}
+
+#[test]
+fn explain_says_when_a_content_addressed_rebuild_may_be_cut_off() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let [_, _, _, top] = ca_diamond(&mut g, "one", "first", "right");
+    build_json(&s, &["--no-link", &store.render(&top)], true);
+    let [_, _, _, top2] = ca_diamond(&mut g, "one", "second", "right");
+    let why = explanations(&s, &store, &top2);
+    assert_eq!(why["leaf.drv"], ["attributes changed since the previous build: `args`"]);
+    assert!(
+        why["left.drv"][0].starts_with("input `leaf` changed (it is to be built first; if its output comes out the same, this may be cut off)"),
+        "{why:?}"
+    );
+
+    // After the build, the plan of the same graph is empty: everything was cut off or reused.
+    build_json(&s, &["--no-link", &store.render(&top2)], true);
+    let events = build_json(&s, &["--dry-run", "--explain", &store.render(&top2)], true);
+    assert_eq!(events[0]["to_build"].as_array().unwrap().len(), 0);
+}
