@@ -4,6 +4,7 @@
 mod build;
 mod derivation;
 mod eval;
+mod log;
 mod parse;
 mod repl;
 mod store;
@@ -35,6 +36,8 @@ enum Command {
     Derivation(derivation::Command),
     /// Build derivations and link their outputs as `./result`
     Build(build::Args),
+    /// Print the build log of a derivation or of an output
+    Log(log::Args),
     /// Set up a build sandbox and run a builder in it (used by `kiln build` itself)
     #[command(name = "__sandbox", hide = true)]
     Sandbox(build::SandboxArgs),
@@ -85,6 +88,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Store(cmd) => store::run(cmd, &cx),
         Command::Derivation(cmd) => derivation::run(cmd, &cx),
         Command::Build(args) => build::run(args, &cx),
+        Command::Log(args) => log::run(args, &cx),
         Command::Sandbox(args) => build::sandbox(args),
         Command::Eval(args) => eval::run(args),
         Command::Parse(args) => parse::run(args),

@@ -17,6 +17,7 @@ use kiln_store::{
 use crate::Error;
 use crate::event::{Event, Status, Summary};
 use crate::executor::{ExecOutcome, Executor, Job};
+use crate::log::{LogWriter, log_path};
 use crate::plan::{Node, Plan};
 use crate::resolve::{Resolver, needs_resolution};
 
@@ -206,7 +207,7 @@ fn run_one(
     log: &mut dyn FnMut(&str),
 ) -> Outcome {
     let node = &plan.nodes[i];
-    let log_path = store.root().join("logs").join(format!("{}.log", node.drv_path));
+    let log_path = log_path(store, &node.drv_path);
     match try_build(store, resolver, node, options, executor, log, &log_path) {
         Ok((status, realised)) => {
             let log = Some(log_path).filter(|p| p.exists());
@@ -347,17 +348,13 @@ fn try_build(
     };
     job.env = environment(store, &drv, &executor.build_dir_inside(&job), options);
 
-    let mut log_file = std::fs::File::create(log_path).map_err(|source| Error::Io {
-        op: "create the build log",
-        path: log_path.to_owned(),
-        source,
-    })?;
+    let mut log_file = LogWriter::create(log_path)?;
     let t0 = Instant::now();
     let outcome = executor.run(&job, &mut |line| {
-        use std::io::Write;
-        let _ = writeln!(log_file, "{line}");
+        log_file.line(line);
         log(line);
     })?;
+    log_file.finish()?;
     if let ExecOutcome::Failure(message) = outcome {
         if options.keep_failed {
             let kept = build_dir.keep();

@@ -355,7 +355,7 @@ fn status_text(status: &Status) -> (&'static str, Option<String>) {
 }
 
 fn last_lines(path: &Path, n: usize) -> Vec<String> {
-    let text = std::fs::read_to_string(path).unwrap_or_default();
+    let text = kiln_builder::read_log(path).map(|(text, _)| text).unwrap_or_default();
     let lines: Vec<&str> = text.lines().collect();
     lines[lines.len().saturating_sub(n)..].iter().map(|l| l.to_string()).collect()
 }

@@ -566,3 +566,25 @@ fn explain_says_when_a_content_addressed_rebuild_may_be_cut_off() {
     let events = build_json(&s, &["--dry-run", "--explain", &store.render(&top2)], true);
     assert_eq!(events[0]["to_build"].as_array().unwrap().len(), 0);
 }
+
+#[test]
+fn logs_are_kept_compressed_and_shown_by_kiln_log() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let drv =
+        g.drv("chatty", "echo hello from the build; echo to stderr >&2; echo done > $out", &[]);
+    build_json(&s, &[&store.render(&drv)], true);
+    let file = s.root().join(format!("logs/{drv}.log.gz"));
+    assert_eq!(&std::fs::read(&file).unwrap()[..2], &[0x1f, 0x8b], "gzip-compressed");
+    let want = "hello from the build\nto stderr\n";
+    assert_eq!(s.ok(&["log", &store.render(&drv)]), want);
+    // An output, or a link to it, leads to the log of the derivation that built it.
+    assert_eq!(s.ok(&["log", s.tmp.path().join("result").to_str().unwrap()]), want);
+
+    let source = s.scratch("src");
+    crate::support::write(&source, b"x");
+    let added = s.ok(&["store", "add", source.to_str().unwrap()]);
+    let err = s.fails(&["log", added.trim()], 1);
+    assert!(err.contains("was not built by kiln here, so it has no build log"), "{err}");
+}
