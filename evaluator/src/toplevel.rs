@@ -128,11 +128,12 @@ impl Evaluator {
     }
 
     /// Renders `v` as XML (`--xml`; `--no-location` leaves out where attributes and functions
-    /// are defined).
-    pub fn value_to_xml(&mut self, v: &Value, locations: bool) -> R<String> {
+    /// are defined; without `strict`, values not yet evaluated print as `<unevaluated />`).
+    pub fn value_to_xml(&mut self, v: &Value, locations: bool, strict: bool) -> R<String> {
         let span = self.dummy_span();
         let mut ctx = Context::new();
-        self.to_xml_with(v, span, &mut ctx, locations).map_err(|d| self.without_dummy_spans(d))
+        self.to_xml_with(v, span, &mut ctx, locations, strict)
+            .map_err(|d| self.without_dummy_spans(d))
     }
 }
 

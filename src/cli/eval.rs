@@ -315,7 +315,7 @@ fn run_on_thread(args: Args) -> Result<(), Failure> {
         let text = if args.json {
             ev.value_to_json(&v)
         } else if args.xml {
-            ev.value_to_xml(&v, !args.no_location)
+            ev.value_to_xml(&v, !args.no_location, args.strict)
         } else if args.strict {
             ev.print_strict(&v)
         } else {

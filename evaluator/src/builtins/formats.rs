@@ -304,6 +304,8 @@ struct XmlWriter {
     indent: usize,
     /// Whether attributes and functions carry `path`, `line` and `column`.
     locations: bool,
+    /// Whether values are forced; otherwise unevaluated ones print as `<unevaluated />`.
+    strict: bool,
 }
 
 impl XmlWriter {
@@ -331,28 +333,34 @@ impl XmlWriter {
 impl Evaluator {
     /// Renders `v` as CppNix's XML (without source locations), forcing it deeply.
     pub fn to_xml(&mut self, v: &Value, span: Span, ctx: &mut Context) -> R<String> {
-        self.to_xml_with(v, span, ctx, false)
+        self.to_xml_with(v, span, ctx, false, true)
     }
 
     /// Renders `v` as XML, with source locations when `locations` is set (`--xml` without
-    /// `--no-location`).
+    /// `--no-location`), forcing values only when `strict` is set.
     pub fn to_xml_with(
         &mut self,
         v: &Value,
         span: Span,
         ctx: &mut Context,
         locations: bool,
+        strict: bool,
     ) -> R<String> {
         let mut w = XmlWriter {
             out: String::from("<?xml version='1.0' encoding='utf-8'?>\n"),
             indent: 0,
             locations,
+            strict,
         };
         w.open("expr", &[]);
         let mut seen = std::collections::HashSet::new();
         self.xml_value(v, span, ctx, &mut w, &mut seen)?;
         w.close("expr");
         Ok(w.out)
+    }
+
+    fn xml_force(&mut self, t: &Thunk, w: &XmlWriter) -> R<Option<Value>> {
+        if w.strict { self.force(t).map(Some) } else { Ok(t.get()) }
     }
 
     fn xml_location(&self, span: Span) -> Vec<(&'static str, String)> {
@@ -375,7 +383,11 @@ impl Evaluator {
                 xa.extend(self.xml_location(pos));
             }
             w.open("attr", &xa);
-            let v = self.force(&e.value.clone())?;
+            let Some(v) = self.xml_force(&e.value, w)? else {
+                w.empty("unevaluated", &[]);
+                w.close("attr");
+                continue;
+            };
             self.xml_value(&v, span, ctx, w, seen)?;
             w.close("attr");
         }
@@ -420,7 +432,10 @@ impl Evaluator {
             Value::List(l) => {
                 w.open("list", &[]);
                 for t in l.iter() {
-                    let ev = self.force(t)?;
+                    let Some(ev) = self.xml_force(t, w)? else {
+                        w.empty("unevaluated", &[]);
+                        continue;
+                    };
                     self.xml_value(&ev, span, ctx, w, seen)?;
                 }
                 w.close("list");
