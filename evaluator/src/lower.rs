@@ -436,7 +436,7 @@ impl<'a> Lowerer<'a> {
                 let rec = set.rec_token().is_some();
                 let mut p = PSet::new(rec);
                 self.collect(&mut p, &set, false);
-                let def = self.lower_pset(p, false);
+                let def = self.lower_pset(p);
                 self.mk(span, ExprKind::Attrs(def))
             }
             ast::Expr::LetIn(l) => {
@@ -864,7 +864,7 @@ impl<'a> Lowerer<'a> {
     }
 
     /// Lowers a value of a pending set in the current scope.
-    fn lower_pval(&mut self, name: &Symbol, v: PVal, src_base: u32) -> (Rc<Expr>, bool) {
+    fn lower_pval(&mut self, name: &Symbol, v: PVal, src_base: u32, at: Span) -> (Rc<Expr>, bool) {
         match v {
             PVal::Ast(e) => {
                 let e = self.expr(e);
@@ -874,9 +874,8 @@ impl<'a> Lowerer<'a> {
                 (e, false)
             }
             PVal::Nested(p) => {
-                let span = Span { file: self.ctx.file, start: 0, end: 0 };
-                let def = self.lower_pset(p, false);
-                (self.mk(span, ExprKind::Attrs(def)), false)
+                let def = self.lower_pset(p);
+                (self.mk(at, ExprKind::Attrs(def)), false)
             }
             PVal::InheritVar(span) => (self.var(name.as_str(), span), true),
             PVal::InheritFrom(i, span) => {
@@ -888,7 +887,7 @@ impl<'a> Lowerer<'a> {
         }
     }
 
-    fn lower_pset(&mut self, p: PSet, _is_let: bool) -> Rc<AttrsDef> {
+    fn lower_pset(&mut self, p: PSet) -> Rc<AttrsDef> {
         let rec = p.rec;
         let frame = rec || !p.sources.is_empty();
         let src_base = if rec { p.entries.len() as u32 } else { 0 };
@@ -919,13 +918,13 @@ impl<'a> Lowerer<'a> {
             };
             let (value, outer) = if rec && matches!(val, PVal::InheritVar(_)) {
                 let saved = self.scopes.pop();
-                let r = self.lower_pval(&name, val, src_base);
+                let r = self.lower_pval(&name, val, src_base, span);
                 if let Some(s) = saved {
                     self.scopes.push(s);
                 }
                 r
             } else {
-                self.lower_pval(&name, val, src_base)
+                self.lower_pval(&name, val, src_base, span)
             };
             bindings.push(Binding { name, kind, value, outer: outer && rec, span });
         }
@@ -935,7 +934,7 @@ impl<'a> Lowerer<'a> {
                 Key::Dynamic(e) => e,
                 Key::Static(s, _) => self.mk(span, ExprKind::Lit(Value::string(s.as_str()))),
             };
-            let (value, _) = self.lower_pval(&Symbol::new(""), val, src_base);
+            let (value, _) = self.lower_pval(&Symbol::new(""), val, src_base, span);
             dynamic.push((key, value, span));
         }
         if frame {
@@ -951,7 +950,7 @@ impl<'a> Lowerer<'a> {
     ) -> (Rc<AttrsDef>, Rc<Expr>) {
         let names: HashMap<Symbol, u32> =
             p.entries.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i as u32)).collect();
-        let def = self.lower_pset(p, true);
+        let def = self.lower_pset(p);
         self.scopes.push(Scope::Static(names));
         let b = body(self);
         self.scopes.pop();
