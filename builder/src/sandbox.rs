@@ -9,8 +9,8 @@
 //! which is PID 1 of the new PID namespace: it mounts the sandbox, pivots into it, drops to
 //! uid 1000 and runs the builder. When it exits, the kernel kills whatever it left behind.
 //!
-//! FIXME: no seccomp filter yet, so a build can still make setuid files inside its outputs
-//! (normalisation removes the bits before anything is registered).
+//! A seccomp filter (`seccomp.rs`) refuses setuid and setgid files and the system calls that
+//! would reconfigure the sandbox.
 
 use std::collections::BTreeSet;
 use std::ffi::CString;
@@ -23,6 +23,8 @@ use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use nix::sched::{CloneFlags, unshare};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::{ForkResult, Gid, Uid, fork};
+
+mod seccomp;
 
 use crate::Error;
 use crate::executor::{ExecOutcome, Executor, Job};
@@ -372,6 +374,7 @@ fn enter_and_exec(args: &SandboxArgs) -> Result<std::convert::Infallible, String
         .map_err(|e| format!("cannot set the user: {e}"))?;
     nix::sys::prctl::set_no_new_privs()
         .map_err(|e| format!("cannot forbid new privileges: {e}"))?;
+    seccomp::install()?;
 
     let cstr = |s: &str| CString::new(s).map_err(|_| format!("`{s}` contains a NUL byte"));
     let program = cstr(&args.command[0])?;

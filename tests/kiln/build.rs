@@ -334,16 +334,34 @@ echo "home=$HOME path=$PATH tmp=$TMPDIR"
 }
 
 #[test]
-fn outputs_never_keep_setuid_bits() {
+fn builds_cannot_make_setuid_files_or_remount() {
     use std::os::unix::fs::PermissionsExt;
     let s = TestStore::new();
     let store = s.open();
     let mut g = Graph::new(&store);
-    let drv = g.drv("setuid", "echo x > $out; /bin/chmod 4755 $out || true", &[]);
+    let script = r#"
+probe() { name=$1; shift; if "$@" >/dev/null 2>&1; then echo "$name=yes"; else echo "$name=no"; fi; }
+/bin/mkdir $out
+echo x > $out/file
+{
+probe chmod-plain /bin/chmod 0755 $out/file
+probe chmod-setuid /bin/chmod 4755 $out/file
+probe chmod-setgid /bin/chmod 2755 $out/file
+probe mount /bin/mount -t tmpfs none /tmp
+probe unshare /usr/bin/unshare --user true
+} > $out/report
+"#;
+    let drv = g.drv("setuid", script, &[]);
     let out = s.kiln().args(["build", "--no-link", &store.render(&drv)]).output().unwrap();
     assert_success(&out, &"setuid build");
-    let mode = std::fs::metadata(g.out(&drv)).unwrap().permissions().mode();
-    assert_eq!(mode & 0o7777, 0o555, "the store path keeps no setuid bit");
+    let out_path = g.out(&drv);
+    let report = std::fs::read_to_string(format!("{out_path}/report")).unwrap();
+    for line in ["chmod-plain=yes", "chmod-setuid=no", "chmod-setgid=no", "mount=no", "unshare=no"]
+    {
+        assert!(report.lines().any(|l| l == line), "expected `{line}` in:\n{report}");
+    }
+    let mode = std::fs::metadata(format!("{out_path}/file")).unwrap().permissions().mode();
+    assert_eq!(mode & 0o7777, 0o555, "the stored file keeps no special bit");
 }
 
 #[test]
