@@ -172,6 +172,12 @@ impl Evaluator {
         }
     }
 
+    /// A thunk of a loaded expression in the base environment, evaluated when first needed
+    /// (how `--arg` values are passed).
+    pub fn lazy_root(&mut self, e: &Rc<Expr>) -> Thunk {
+        Thunk::pending(e.clone(), self.base_env.clone())
+    }
+
     /// Evaluates a loaded expression to weak head normal form.
     pub fn eval_root(&mut self, e: &Rc<Expr>) -> R<Value> {
         let env = self.base_env.clone();

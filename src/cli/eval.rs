@@ -365,8 +365,7 @@ fn build_auto_args(
         let e = ev
             .load("«string»".into(), None, expr.clone().into(), cwd)
             .map_err(|mut ds| Box::new(ds.remove(0)))?;
-        let v = ev.eval_root(&e)?;
-        attrs.insert(Symbol::new(name), AttrEntry { value: Thunk::value(v), pos: None });
+        attrs.insert(Symbol::new(name), AttrEntry { value: ev.lazy_root(&e), pos: None });
     }
     for pair in args.argstr.chunks(2) {
         let [name, s] = pair else { continue };
