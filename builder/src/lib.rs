@@ -22,7 +22,7 @@ pub use error::Error;
 pub use event::{Event, Status, Summary};
 pub use executor::{ExecOutcome, Executor, Job};
 pub use explain::explain;
-pub use local::LocalExecutor;
+pub use local::{LocalExecutor, kill_running_builds};
 pub use log::{log_path, read_log};
 pub use plan::{Node, Plan, Reason};
 pub use resolve::{Resolved, needs_resolution};

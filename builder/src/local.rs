@@ -61,11 +61,13 @@ pub(crate) fn run_logged(
     // of the output once the process group is gone.
     drop(cmd);
     let pgid = Pid::from_raw(child.id() as i32);
+    running().insert(pgid.as_raw());
 
     let status = std::thread::scope(|scope| {
         let waiter = scope.spawn(move || {
             let status = child.wait();
             let _ = killpg(pgid, Signal::SIGKILL);
+            running().remove(&pgid.as_raw());
             status
         });
         let mut lines = BufReader::new(reader);
@@ -86,4 +88,19 @@ pub(crate) fn run_logged(
         }
         (None, None) => ExecOutcome::Failure("the builder ended abnormally".into()),
     })
+}
+
+/// The process groups of the builds running now.
+fn running() -> std::sync::MutexGuard<'static, std::collections::BTreeSet<i32>> {
+    static RUNNING: std::sync::Mutex<std::collections::BTreeSet<i32>> =
+        std::sync::Mutex::new(std::collections::BTreeSet::new());
+    RUNNING.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Kills every running build's process group (for Ctrl-C). What they wrote is not registered,
+/// so the store stays valid; the next build of the same derivations starts afresh.
+pub fn kill_running_builds() {
+    for pgid in std::mem::take(&mut *running()) {
+        let _ = killpg(Pid::from_raw(pgid), Signal::SIGKILL);
+    }
 }

@@ -76,6 +76,7 @@ pub(crate) fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 }
 
 pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
+    stop_builds_on_interrupt()?;
     let store = cx.open_store()?;
     let roots = args
         .paths
@@ -137,6 +138,31 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     if !args.no_link {
         link_results(&store, &summary, args.out_link.as_deref().unwrap_or(Path::new("result")))?;
     }
+    Ok(())
+}
+
+/// On Ctrl-C (or `SIGTERM`, `SIGHUP`), kills the running builds' process groups and exits with
+/// status 130, leaving the store valid. The signals are blocked in every thread (threads
+/// inherit the mask; builders do not, as spawning resets it) and taken by one waiting thread.
+fn stop_builds_on_interrupt() -> anyhow::Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut signals = SigSet::empty();
+    for s in [Signal::SIGINT, Signal::SIGTERM, Signal::SIGHUP] {
+        signals.add(s);
+    }
+    signals.thread_block().context("cannot block interrupt signals")?;
+    std::thread::Builder::new()
+        .name("kiln-signals".into())
+        .spawn(move || {
+            if let Ok(signal) = signals.wait() {
+                kiln_builder::kill_running_builds();
+                eprintln!(
+                    "interrupted by {signal}: running builds were stopped; the store is intact"
+                );
+                std::process::exit(130);
+            }
+        })
+        .context("cannot start the signal thread")?;
     Ok(())
 }
 

@@ -606,3 +606,44 @@ fn logs_are_kept_compressed_and_shown_by_kiln_log() {
     let err = s.fails(&["log", added.trim()], 1);
     assert!(err.contains("was not built by kiln here, so it has no build log"), "{err}");
 }
+
+/// Returns whether any process runs `/bin/sleep` with this exact argument.
+fn sleep_running(arg: &str) -> bool {
+    std::fs::read_dir("/proc").unwrap().flatten().any(|e| {
+        std::fs::read(e.path().join("cmdline"))
+            .is_ok_and(|c| c == format!("/bin/sleep\0{arg}\0").as_bytes())
+    })
+}
+
+#[test]
+fn interrupting_a_build_stops_it_and_keeps_the_store_valid() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let drv = g.drv("sleepy", "/bin/sleep 41.5; echo never > $out", &[]);
+    let mut child = s
+        .kiln()
+        .args(["build", "--no-link", &store.render(&drv)])
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !sleep_running("41.5") {
+        assert!(std::time::Instant::now() < deadline, "the builder never started");
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(child.id() as i32),
+        nix::sys::signal::Signal::SIGINT,
+    )
+    .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(130));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("interrupted by SIGINT: running builds were stopped"), "{err}");
+    std::thread::sleep(std::time::Duration::from_millis(200));
+    assert!(!sleep_running("41.5"), "the builder outlived the interrupt");
+    assert!(!store.is_valid(&store.resolve(&g.out(&drv)).unwrap()).unwrap());
+    assert!(!std::path::Path::new(&g.out(&drv)).exists());
+}
