@@ -621,7 +621,7 @@ fn interrupting_a_build_stops_it_and_keeps_the_store_valid() {
     let store = s.open();
     let mut g = Graph::new(&store);
     let drv = g.drv("sleepy", "/bin/sleep 41.5; echo never > $out", &[]);
-    let mut child = s
+    let child = s
         .kiln()
         .args(["build", "--no-link", &store.render(&drv)])
         .stdout(Stdio::null())
