@@ -282,3 +282,45 @@ fn show_bindings(def: &AttrsDef, out: &mut String) {
         out.push_str("; ");
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use crate::{EvalOptions, Evaluator, PlainIo};
+
+    /// Lowers `text` and shows it, or gives the first error's code and message.
+    fn lowered(text: &str) -> String {
+        let mut ev = Evaluator::new(Box::new(PlainIo::default()), EvalOptions::default());
+        match ev.load("«test»".into(), None, text.into(), Path::new("/dir")) {
+            Ok(e) => super::show(&e),
+            Err(ds) => format!("{}: {}", ds[0].code, ds[0].message),
+        }
+    }
+
+    #[test]
+    fn lowering_cases() {
+        let cases = [
+            ("{ a.b = 1; a.c = 2; }", "{ a = { b = 1; c = 2; }; }"),
+            ("{ a = { b = 1; }; a.c = 2; }", "{ a = { b = 1; c = 2; }; }"),
+            ("rec { a = 1; b = a; }", "rec { a = 1; b = a; }"),
+            ("let x = 1; in with { }; x", "(let x = 1; in (with { }; x))"),
+            ("with { }; y", "(with { }; y)"),
+            ("{ a = 1; a = 2; }", "E007: attribute `a` already defined at «test»:1:3"),
+            ("{ a.b = 1; a = 2; }", "E007: attribute `a` already defined at «test»:1:3"),
+            ("{ inherit a; }", "E002: undefined variable `a`"),
+            ("let ${\"a\"} = 1; in a", "(let a = 1; in a)"),
+            ("let ${x} = 1; in 2", "E006: dynamic attributes not allowed in let"),
+            ("./a/../b", "/dir/b"),
+            ("a: b: a - b", "(a: (b: (__sub a b)))"),
+            ("x: x.y.z or 1", "(x: (x).y.z or (1))"),
+            ("f: f 1 2 3", "(f: (f 1 2 3))"),
+            ("<p>", "(__findFile __nixPath \"p\")"),
+            ("-1", "(__sub 0 1)"),
+            ("x: -x", "(x: (__sub 0 x))"),
+        ];
+        for (input, expected) in cases {
+            assert_eq!(lowered(input), expected, "{input}");
+        }
+    }
+}
