@@ -239,9 +239,13 @@ pub(crate) fn make_evaluator(
     Evaluator::new(Box::new(CliIo { plain: PlainIo::default() }), opts)
 }
 
+/// The system double as Nix names it (`x86_64-linux`, `aarch64-darwin`).
 fn current_system() -> String {
     let arch = std::env::consts::ARCH;
-    let os = std::env::consts::OS;
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
     format!("{arch}-{os}")
 }
 
@@ -271,9 +275,10 @@ fn run_on_thread(args: Args) -> Result<(), Failure> {
                 p = p.join("default.nix");
             }
             let abs = PathBuf::from(kiln_evaluator::lower::canon_path(&p.to_string_lossy()));
-            let text = std::fs::read_to_string(&abs)
+            let bytes = std::fs::read(&abs)
                 .with_context(|| format!("cannot read `{}`", abs.display()))
                 .map_err(Failure::Plain)?;
+            let text = String::from_utf8_lossy(&bytes).into_owned();
             (abs.to_string_lossy().into_owned(), Some(abs), text)
         };
         let dir =
@@ -293,24 +298,27 @@ fn run_on_thread(args: Args) -> Result<(), Failure> {
             return Err(Failure::Drawn);
         }
     };
-    let fail = |ev: &Evaluator, d: Box<Diagnostic>| {
+    let fail = |ev: &mut Evaluator, d: Box<Diagnostic>| {
+        for w in ev.take_warnings() {
+            draw_warning(&ev.sources, &w);
+        }
         draw(&ev.sources, &[*d], full_trace);
         Failure::Drawn
     };
     let auto_args = match build_auto_args(&mut ev, &args, &cwd) {
         Ok(a) => a,
-        Err(d) => return Err(fail(&ev, d)),
+        Err(d) => return Err(fail(&mut ev, d)),
     };
     let root = match ev.eval_root(&expr) {
         Ok(v) => v,
-        Err(d) => return Err(fail(&ev, d)),
+        Err(d) => return Err(fail(&mut ev, d)),
     };
     let paths = if args.attr.is_empty() { vec![String::new()] } else { args.attr.clone() };
     let mut out = String::new();
     for path in paths {
         let v = match ev.select_attr_path(&root, &path, &auto_args) {
             Ok(v) => v,
-            Err(d) => return Err(fail(&ev, d)),
+            Err(d) => return Err(fail(&mut ev, d)),
         };
         let text = if args.json {
             ev.value_to_json(&v)
@@ -328,7 +336,7 @@ fn run_on_thread(args: Args) -> Result<(), Failure> {
                     out.push('\n');
                 }
             }
-            Err(d) => return Err(fail(&ev, d)),
+            Err(d) => return Err(fail(&mut ev, d)),
         }
     }
     flush_warnings(&mut ev);
