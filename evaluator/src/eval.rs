@@ -409,10 +409,12 @@ impl Evaluator {
             }
             ExprKind::HasAttr(target, keys) => {
                 let mut v = self.eval(target, env)?;
-                for key in keys {
+                for (i, key) in keys.iter().enumerate() {
                     let name = self.key_name(key, env)?;
                     match &v {
                         Value::Attrs(a) => match a.get(&name) {
+                            // The last attribute's value is not evaluated.
+                            Some(_) if i + 1 == keys.len() => return Ok(Value::Bool(true)),
                             Some(entry) => {
                                 let t = entry.value.clone();
                                 v = self.force(&t)?;
