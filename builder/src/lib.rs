@@ -11,6 +11,7 @@ mod error;
 mod event;
 mod executor;
 mod explain;
+mod fetch;
 mod local;
 mod log;
 mod plan;

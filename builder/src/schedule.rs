@@ -17,6 +17,7 @@ use kiln_store::{
 use crate::Error;
 use crate::event::{Event, Status, Summary};
 use crate::executor::{ExecOutcome, Executor, Job};
+use crate::fetch;
 use crate::log::{LogWriter, log_path};
 use crate::plan::{Node, Plan};
 use crate::resolve::{Resolver, needs_resolution};
@@ -32,12 +33,14 @@ pub struct Options {
     pub keep_going: bool,
     /// Keep the build folder of a failed build.
     pub keep_failed: bool,
+    /// Where `builtin:fetchurl` looks first: folders or `http://` URLs.
+    pub mirrors: Vec<String>,
 }
 
 impl Default for Options {
     fn default() -> Options {
         let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
-        Options { jobs: cores, cores, keep_going: false, keep_failed: false }
+        Options { jobs: cores, cores, keep_going: false, keep_failed: false, mirrors: Vec::new() }
     }
 }
 
@@ -350,12 +353,18 @@ fn try_build(
 
     let mut log_file = LogWriter::create(log_path)?;
     let t0 = Instant::now();
-    let outcome = executor.run(&job, &mut |line| {
+    let mut log_both = |line: &str| {
         log_file.line(line);
         log(line);
-    })?;
+    };
+    let outcome = if drv.builder == "builtin:fetchurl" {
+        fetch_builtin(&drv, &job, executor, options, &mut log_both)
+    } else {
+        executor.run(&job, &mut log_both)?
+    };
     log_file.finish()?;
     if let ExecOutcome::Failure(message) = outcome {
+        remove_outputs(&job, executor);
         if options.keep_failed {
             let kept = build_dir.keep();
             return Err(BuildFailure::Builder(format!(
@@ -364,6 +373,16 @@ fn try_build(
             )));
         }
         return Err(BuildFailure::Builder(message));
+    }
+
+    // A fixed output must have the hash it declared, whoever made it.
+    if drv.is_fixed_output() {
+        let out = &drv.outputs["out"];
+        let location = executor.output_location(&job, targets["out"].path());
+        if let Err(message) = fetch::check_hash(&location, &out.hash_algo, &out.hash) {
+            remove_outputs(&job, executor);
+            return Err(BuildFailure::Builder(format!("output `out`: {message}")));
+        }
     }
 
     let mut located = BTreeMap::new();
@@ -426,6 +445,58 @@ fn try_build(
         }
     }
     Ok((Status::Built, registered.into_iter().map(|(n, i)| (n, i.path)).collect()))
+}
+
+/// Runs the built-in `fetchurl`: the file goes where the executor would have put the output.
+fn fetch_builtin(
+    drv: &kiln_store::Derivation,
+    job: &Job<'_>,
+    executor: &dyn Executor,
+    options: &Options,
+    log: &mut dyn FnMut(&str),
+) -> ExecOutcome {
+    let out = drv.outputs.get("out");
+    let Some((algo, recursive)) = out.and_then(|o| fetch::Algo::parse(&o.hash_algo)) else {
+        return ExecOutcome::Failure(
+            "`builtin:fetchurl` needs a fixed `sha256` or `sha512` output".into(),
+        );
+    };
+    let Some(url) = drv.env.get("url") else {
+        return ExecOutcome::Failure("`builtin:fetchurl` needs a `url`".into());
+    };
+    let dest = executor.output_location(job, &job.outputs["out"]);
+    if let Some(parent) = dest.parent()
+        && let Err(e) = std::fs::create_dir_all(parent)
+    {
+        return ExecOutcome::Failure(format!("cannot create `{}`: {e}", parent.display()));
+    }
+    let expected = &out.expect("parsed above").hash;
+    // An executable download is hashed as a NAR, so it is written as one file first.
+    let flat_hash = if recursive { None } else { Some(expected.as_str()) };
+    let result = match flat_hash {
+        Some(hash) => fetch::fetch(url, &options.mirrors, algo, hash, &dest, log),
+        None => fetch::fetch_unchecked(url, &options.mirrors, &dest, log).and_then(|()| {
+            if drv.env.get("executable").is_some_and(|v| v == "1") {
+                use std::os::unix::fs::PermissionsExt;
+                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
+                    .map_err(|e| e.to_string())
+            } else {
+                Ok(())
+            }
+        }),
+    };
+    match result {
+        Ok(()) => ExecOutcome::Success,
+        Err(message) => ExecOutcome::Failure(message),
+    }
+}
+
+/// Removes whatever a failed build left at its outputs' locations.
+fn remove_outputs(job: &Job<'_>, executor: &dyn Executor) {
+    for path in job.outputs.values() {
+        let location = executor.output_location(job, path);
+        let _ = std::fs::remove_dir_all(&location).or_else(|_| std::fs::remove_file(&location));
+    }
 }
 
 /// Returns the outputs if another process built them while this one waited for the locks.

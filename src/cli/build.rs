@@ -44,6 +44,10 @@ pub(crate) struct Args {
     /// Run builders directly on the host instead of in the sandbox
     #[arg(long)]
     no_sandbox: bool,
+    /// Look for downloads here first, by file name and by hash (`SHA256SUMS`): a folder or an
+    /// `http://` URL (can be repeated)
+    #[arg(long = "mirror", value_name = "DIR-OR-URL")]
+    mirrors: Vec<String>,
 }
 
 /// The hidden `kiln __sandbox` command's arguments (see `kiln_builder::SandboxArgs`).
@@ -113,6 +117,15 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     };
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
+    }
+    for mirror in &args.mirrors {
+        let is_url = mirror.contains("://");
+        let absolute = if is_url {
+            mirror.clone()
+        } else {
+            std::path::absolute(mirror)?.display().to_string()
+        };
+        options.mirrors.push(absolute);
     }
     let local = LocalExecutor::new(&store);
     let sandboxed;

@@ -647,3 +647,171 @@ fn interrupting_a_build_stops_it_and_keeps_the_store_valid() {
     assert!(!store.is_valid(&store.resolve(&g.out(&drv)).unwrap()).unwrap());
     assert!(!std::path::Path::new(&g.out(&drv)).exists());
 }
+
+impl Graph<'_> {
+    /// A fixed-output derivation: `builtin:fetchurl` of `url` when `script` is `None`.
+    fn fixed(&mut self, name: &str, url: &str, script: Option<&str>, sha256: &str) -> StorePath {
+        let (builder, args) = match script {
+            None => ("builtin:fetchurl".to_owned(), vec![]),
+            Some(s) => ("/bin/sh".to_owned(), vec!["-c".to_owned(), s.to_owned()]),
+        };
+        let env = BTreeMap::from([
+            ("name".to_owned(), name.to_owned()),
+            ("out".to_owned(), String::new()),
+            ("url".to_owned(), url.to_owned()),
+            ("builder".to_owned(), builder.clone()),
+            ("outputHash".to_owned(), sha256.to_owned()),
+            ("outputHashAlgo".to_owned(), "sha256".to_owned()),
+            ("outputHashMode".to_owned(), "flat".to_owned()),
+            ("__impureHostDeps".to_owned(), HOST_DEPS.to_owned()),
+        ]);
+        let out = DerivationOutput { path: None, hash_algo: "sha256".into(), hash: sha256.into() };
+        let mut drv = Derivation {
+            outputs: BTreeMap::from([("out".into(), out)]),
+            platform: "x86_64-linux".into(),
+            builder,
+            args,
+            env,
+            ..Default::default()
+        };
+        let id = drv
+            .fill_output_paths(self.store.dir(), name, |_| -> Result<_, kiln_store::Error> {
+                unreachable!()
+            })
+            .unwrap();
+        let path = self.store.write_derivation(name, &drv).unwrap();
+        self.identities.insert(path.clone(), id);
+        path
+    }
+}
+
+/// The upstream tarballs beside the repository, with their hashes, if they are there.
+fn upstream() -> Option<(std::path::PathBuf, BTreeMap<String, String>)> {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream");
+    let Ok(sums) = std::fs::read_to_string(dir.join("SHA256SUMS")) else {
+        eprintln!("../shared/upstream is missing: skipping the fetch tests that use its tarballs");
+        return None;
+    };
+    let hashes = sums
+        .lines()
+        .filter_map(|l| l.split_once("  "))
+        .map(|(h, f)| (f.trim().to_owned(), h.to_owned()))
+        .collect();
+    Some((dir, hashes))
+}
+
+#[test]
+fn fetchurl_finds_files_in_mirrors_by_name_and_by_hash() {
+    let Some((mirror, hashes)) = upstream() else { return };
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let hello_hash = &hashes["hello-2.10.tar.gz"];
+    let hello = g.fixed(
+        "hello-2.10.tar.gz",
+        "https://ftp.gnu.org/gnu/hello/hello-2.10.tar.gz",
+        None,
+        hello_hash,
+    );
+    // zlib's upstream name differs from the mirror's file: only its hash finds it.
+    let zlib_hash = &hashes["zlib-1.2.13.dfsg.tar.bz2"];
+    let zlib =
+        g.fixed("zlib-1.2.13.tar.bz2", "https://zlib.net/zlib-1.2.13.tar.bz2", None, zlib_hash);
+    let mirror_arg = mirror.to_str().unwrap();
+    let events = build_json(
+        &s,
+        &["--no-link", "--mirror", mirror_arg, &store.render(&hello), &store.render(&zlib)],
+        true,
+    );
+    assert_eq!(summary(&events)["built"].as_u64(), Some(2));
+    assert_eq!(
+        std::fs::read(g.out(&hello)).unwrap(),
+        std::fs::read(mirror.join("hello-2.10.tar.gz")).unwrap()
+    );
+    assert_eq!(
+        std::fs::read(g.out(&zlib)).unwrap(),
+        std::fs::read(mirror.join("zlib-1.2.13.dfsg.tar.bz2")).unwrap()
+    );
+
+    // A wrong hash finds nothing, and says where it looked.
+    let wrong = g.fixed(
+        "hello-2.10.tar.gz",
+        "https://ftp.gnu.org/gnu/hello/hello-2.10.tar.gz",
+        None,
+        &"0".repeat(64),
+    );
+    let out = s
+        .kiln()
+        .args(["build", "--no-link", "--mirror", mirror_arg, &store.render(&wrong)])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains("cannot fetch `hello-2.10.tar.gz`") && err.contains("has other contents"),
+        "{err}"
+    );
+    assert!(err.contains("only `http://` and `file://` URLs can be fetched"), "{err}");
+}
+
+#[test]
+fn fetchurl_downloads_from_an_http_mirror() {
+    let s = TestStore::new();
+    let served = s.scratch("served");
+    crate::support::write(&served.join("data-1.0.txt"), b"served over http\n");
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    drop(listener);
+    let mut server = std::process::Command::new("python3")
+        .args(["-m", "http.server", "--bind", "127.0.0.1", &port.to_string()])
+        .current_dir(&served)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("python3 runs the HTTP server");
+    let url = format!("http://127.0.0.1:{port}");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(std::time::Instant::now() < deadline, "the HTTP server did not start");
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let sha256: String = {
+        use sha2::Digest as _;
+        sha2::Sha256::digest(b"served over http\n").iter().map(|b| format!("{b:02x}")).collect()
+    };
+    let drv = g.fixed("data-1.0.txt", "https://example.invalid/data-1.0.txt", None, &sha256);
+    let events = build_json(&s, &["--no-link", "--mirror", &url, &store.render(&drv)], true);
+    let log_lines: Vec<&str> = events
+        .iter()
+        .filter(|e| e["event"] == "log")
+        .map(|e| e["line"].as_str().unwrap())
+        .collect();
+    assert!(
+        log_lines.iter().any(|l| l.contains(&format!("from the mirror `{url}/data-1.0.txt`"))),
+        "{log_lines:?}"
+    );
+    assert_eq!(std::fs::read(g.out(&drv)).unwrap(), b"served over http\n");
+    server.kill().unwrap();
+    server.wait().unwrap();
+}
+
+#[test]
+fn a_fixed_output_with_the_wrong_hash_fails_with_both_hashes() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let drv = g.fixed("made", "none", Some("echo made > $out"), &"a".repeat(64));
+    let out = s.kiln().args(["build", "--no-link", &store.render(&drv)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(
+        err.contains(&format!(
+            "output `out`: hash mismatch: expected sha256:{}, got sha256:",
+            "a".repeat(64)
+        )),
+        "{err}"
+    );
+    assert!(!std::path::Path::new(&g.out(&drv)).exists());
+}
