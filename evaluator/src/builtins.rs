@@ -1041,7 +1041,12 @@ impl Evaluator {
                 return err(ErrorKind::Io, format!("reading `{key}` to import it: {e}"), span);
             }
         };
-        let text: Rc<str> = String::from_utf8_lossy(&bytes).into();
+        let text: Rc<str> = match String::from_utf8(bytes) {
+            Ok(t) => t.into(),
+            Err(_) => {
+                return err(ErrorKind::Io, format!("`{key}` is not valid UTF-8"), span);
+            }
+        };
         let dir = path.parent().map(Path::to_path_buf).unwrap_or_else(|| PathBuf::from("/"));
         let (extra, env) = match &scope {
             Some(attrs) => {

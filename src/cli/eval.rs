@@ -278,7 +278,10 @@ fn run_on_thread(args: Args) -> Result<(), Failure> {
             let bytes = std::fs::read(&abs)
                 .with_context(|| format!("cannot read `{}`", abs.display()))
                 .map_err(Failure::Plain)?;
-            let text = String::from_utf8_lossy(&bytes).into_owned();
+            // FIXME: Nix source is bytes; kiln reads it as UTF-8 and rejects other files.
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("`{}` is not valid UTF-8", abs.display()))
+                .map_err(Failure::Plain)?;
             (abs.to_string_lossy().into_owned(), Some(abs), text)
         };
         let dir =
