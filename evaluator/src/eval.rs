@@ -706,7 +706,11 @@ impl Evaluator {
                                 },
                             }
                         }
-                        if !ellipsis {
+                        // Every argument matched a formal unless there are more arguments than
+                        // matches; only then look for the unexpected one.
+                        let matched =
+                            entries.iter().filter(|(n, _, _)| attrs.contains_key(n)).count();
+                        if !ellipsis && matched < attrs.len() {
                             for k in attrs.keys() {
                                 if !entries.iter().any(|(n, _, _)| n == k) {
                                     return err(
