@@ -46,6 +46,12 @@ pub trait Executor: Sync {
     /// Returns where the output `path` is found after `run` succeeded.
     fn output_location(&self, job: &Job<'_>, path: &StorePath) -> PathBuf;
 
+    /// Tells whether outputs are made away from their store paths (in a sandbox), so that a
+    /// rebuild of a valid derivation cannot touch the registered outputs.
+    fn isolates_outputs(&self) -> bool {
+        false
+    }
+
     /// Returns the folder that the builder sees as its build folder.
     fn build_dir_inside(&self, job: &Job<'_>) -> PathBuf {
         job.build_dir.to_owned()

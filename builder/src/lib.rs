@@ -16,6 +16,7 @@ mod local;
 mod log;
 mod plan;
 mod resolve;
+mod run;
 mod sandbox;
 mod schedule;
 
@@ -27,5 +28,6 @@ pub use local::{LocalExecutor, kill_running_builds};
 pub use log::{log_path, read_log};
 pub use plan::{Node, Plan, Reason};
 pub use resolve::{Resolved, needs_resolution};
+pub use run::{CheckReport, CheckedOutput};
 pub use sandbox::{SandboxArgs, SandboxExecutor, sandbox_main};
-pub use schedule::{Options, build};
+pub use schedule::{Options, build, check};

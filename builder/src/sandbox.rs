@@ -159,6 +159,10 @@ impl Executor for SandboxExecutor<'_> {
         Self::root_of(job).join(self.store.render(path).trim_start_matches('/'))
     }
 
+    fn isolates_outputs(&self) -> bool {
+        true
+    }
+
     fn build_dir_inside(&self, _job: &Job<'_>) -> PathBuf {
         PathBuf::from("/build")
     }

@@ -4,23 +4,21 @@
 //! rayon pool of `jobs` threads and report back through a channel, log lines included, so the
 //! coordinator never blocks a build and a chatty build cannot stall the others.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use kiln_store::{
-    BuildTrace, LockFile, Store, StorePath, output_path_name, own_placeholder, scratch_path,
-};
+use kiln_store::{Store, StorePath};
 
 use crate::Error;
 use crate::event::{Event, Status, Summary};
-use crate::executor::{ExecOutcome, Executor, Job};
-use crate::fetch;
-use crate::log::{LogWriter, log_path};
-use crate::plan::{Node, Plan};
+use crate::executor::Executor;
+use crate::log::log_path;
+use crate::plan::Plan;
 use crate::resolve::{Resolver, needs_resolution};
+use crate::run::{CheckReport, build_one, check_one};
 
 /// How to run a plan.
 #[derive(Clone, Debug)]
@@ -211,7 +209,7 @@ fn run_one(
 ) -> Outcome {
     let node = &plan.nodes[i];
     let log_path = log_path(store, &node.drv_path);
-    match try_build(store, resolver, node, options, executor, log, &log_path) {
+    match build_one(store, resolver, node, options, executor, log, &log_path) {
         Ok((status, realised)) => {
             let log = Some(log_path).filter(|p| p.exists());
             Outcome { status, log, realised }
@@ -232,314 +230,35 @@ fn run_one(
     }
 }
 
-#[derive(Debug, thiserror::Error)]
-enum BuildFailure {
-    #[error("{0}")]
-    Builder(String),
-    #[error("the builder did not produce output `{output}` at `{path}`")]
-    MissingOutput { output: String, path: String },
-    #[error("an input of it was not built")]
-    InputMissing,
-    #[error(transparent)]
-    Other(#[from] Error),
-}
-
-impl From<kiln_store::Error> for BuildFailure {
-    fn from(e: kiln_store::Error) -> Self {
-        BuildFailure::Other(Error::Store(e))
-    }
-}
-
-/// Where one output is built, and how it is registered.
-enum Target {
-    /// At its final path, known in advance (input-addressed or fixed).
-    Known(StorePath),
-    /// At a scratch path; the final path comes from the contents.
-    Content(StorePath),
-}
-
-impl Target {
-    fn path(&self) -> &StorePath {
-        match self {
-            Target::Known(p) | Target::Content(p) => p,
-        }
-    }
-}
-
-fn try_build(
+/// Rebuilds the plan's requested derivations, whose outputs must be valid, and compares each
+/// new output with the registered one (`--check`). Inputs that are missing are built first.
+pub fn check(
     store: &Store,
-    resolver: &Resolver<'_>,
-    node: &Node,
+    plan: &Plan,
     options: &Options,
     executor: &dyn Executor,
-    log: &mut dyn FnMut(&str),
-    log_path: &std::path::Path,
-) -> Result<(Status, BTreeMap<String, StorePath>), BuildFailure> {
-    // A derivation that uses content-addressed outputs is built in its resolved form, which
-    // names the real paths; if that form was built before, this is an early cutoff.
-    let (build_path, mut drv) = if needs_resolution(&node.drv) {
-        let r = resolver.resolve(&node.drv_path)?.ok_or(BuildFailure::InputMissing)?;
-        if r.is_realised() {
-            let outputs = r.realised.into_iter().filter_map(|(n, p)| Some((n, p?))).collect();
-            return Ok((Status::CutOff, outputs));
-        }
-        (r.path, r.drv)
-    } else {
-        (node.drv_path.clone(), node.drv.clone())
-    };
-
-    let mut targets = BTreeMap::new();
-    for (name, o) in &drv.outputs {
-        let target = match &o.path {
-            Some(p) => Target::Known(p.clone()),
-            None => {
-                let path_name =
-                    output_path_name(node.drv_path.name().trim_end_matches(".drv"), name);
-                Target::Content(scratch_path(store.dir(), &build_path, name, &path_name)?)
-            }
+    events: &mut dyn FnMut(Event),
+) -> Result<Vec<CheckReport>, Error> {
+    let resolver = Resolver::new(store);
+    let mut results = Vec::new();
+    for &r in &plan.roots {
+        let node = &plan.nodes[r];
+        events(Event::Started { drv: node.drv_path.clone() });
+        let t0 = Instant::now();
+        let log_path = log_path(store, &node.drv_path).with_extension("check.gz");
+        let mut forward =
+            |line: &str| events(Event::Log { drv: node.drv_path.clone(), line: line.to_owned() });
+        let result = check_one(store, &resolver, node, options, executor, &mut forward, &log_path);
+        let status = match &result {
+            Ok(_) => Status::Built,
+            Err(e) => Status::Failed(e.to_string()),
         };
-        targets.insert(name.clone(), target);
+        let log = Some(log_path).filter(|p| p.exists());
+        events(Event::Finished { drv: node.drv_path.clone(), status, duration: t0.elapsed(), log });
+        results.push(CheckReport {
+            drv: node.drv_path.clone(),
+            outcome: result.map_err(|e| e.to_string()),
+        });
     }
-    // The builder writes content-addressed outputs to their scratch paths.
-    for (name, t) in &targets {
-        if let Target::Content(scratch) = t {
-            let (from, to) = (own_placeholder(name), store.render(scratch));
-            drv.builder = drv.builder.replace(&from, &to);
-            drv.args.iter_mut().for_each(|a| *a = a.replace(&from, &to));
-            drv.env.values_mut().for_each(|v| *v = v.replace(&from, &to));
-        }
-    }
-
-    // Hold every output's lock (in a fixed order, so two processes cannot deadlock) from now
-    // until the outputs are registered; another process may have built them meanwhile.
-    let locks: Vec<LockFile> =
-        targets.values().map(|t| store.lock_path(t.path())).collect::<Result<_, _>>()?;
-    if let Some(done) = already_built(store, &build_path, &targets)? {
-        return Ok((Status::BuiltElsewhere, done));
-    }
-    for (t, lock) in targets.values().zip(&locks) {
-        store.clear_invalid(t.path(), lock)?;
-    }
-
-    // The inputs: sources, and the outputs the derivation asks of its input derivations.
-    let mut input_roots: Vec<StorePath> = drv.input_srcs.iter().cloned().collect();
-    for (input, wanted) in &drv.input_drvs {
-        for name in wanted {
-            input_roots.extend(resolver.realise_input(input, name)?);
-        }
-    }
-    let inputs: BTreeSet<StorePath> = store.closure(&input_roots)?.0.into_iter().collect();
-
-    let build_dir = tempfile::Builder::new()
-        .prefix(&format!("build-{}-", node.drv_path.name().trim_end_matches(".drv")))
-        .tempdir_in(store.root().join("tmp"))
-        .map_err(|source| Error::Io {
-            op: "create a build folder in",
-            path: store.root().join("tmp"),
-            source,
-        })?;
-    let outputs: BTreeMap<String, StorePath> =
-        targets.iter().map(|(n, t)| (n.clone(), t.path().clone())).collect();
-    let mut job = Job {
-        drv_path: &node.drv_path,
-        builder: &drv.builder,
-        args: &drv.args,
-        env: BTreeMap::new(),
-        build_dir: build_dir.path(),
-        inputs: &inputs,
-        outputs: &outputs,
-    };
-    job.env = environment(store, &drv, &executor.build_dir_inside(&job), options);
-
-    let mut log_file = LogWriter::create(log_path)?;
-    let t0 = Instant::now();
-    let mut log_both = |line: &str| {
-        log_file.line(line);
-        log(line);
-    };
-    let outcome = if drv.builder == "builtin:fetchurl" {
-        fetch_builtin(&drv, &job, executor, options, &mut log_both)
-    } else {
-        executor.run(&job, &mut log_both)?
-    };
-    log_file.finish()?;
-    if let ExecOutcome::Failure(message) = outcome {
-        remove_outputs(&job, executor);
-        if options.keep_failed {
-            let kept = build_dir.keep();
-            return Err(BuildFailure::Builder(format!(
-                "{message}; its build folder is kept at `{}`",
-                kept.display()
-            )));
-        }
-        return Err(BuildFailure::Builder(message));
-    }
-
-    // A fixed output must have the hash it declared, whoever made it.
-    if drv.is_fixed_output() {
-        let out = &drv.outputs["out"];
-        let location = executor.output_location(&job, targets["out"].path());
-        if let Err(message) = fetch::check_hash(&location, &out.hash_algo, &out.hash) {
-            remove_outputs(&job, executor);
-            return Err(BuildFailure::Builder(format!("output `out`: {message}")));
-        }
-    }
-
-    let mut located = BTreeMap::new();
-    for (name, t) in &targets {
-        let location = executor.output_location(&job, t.path());
-        if std::fs::symlink_metadata(&location).is_err() {
-            return Err(BuildFailure::MissingOutput {
-                output: name.clone(),
-                path: store.render(t.path()),
-            });
-        }
-        located.insert(name.clone(), location);
-    }
-
-    // Input-addressed outputs first: content-addressed ones may refer to them.
-    let known: Vec<(PathBuf, StorePath)> = targets
-        .iter()
-        .filter_map(|(n, t)| match t {
-            Target::Known(p) => Some((located[n].clone(), p.clone())),
-            Target::Content(_) => None,
-        })
-        .collect();
-    let mut registered: BTreeMap<String, kiln_store::PathInfo> = BTreeMap::new();
-    for info in store.register_built_outputs(&known, &inputs, &node.drv_path)? {
-        let name = targets
-            .iter()
-            .find(|(_, t)| t.path() == &info.path)
-            .map(|(n, _)| n.clone())
-            .expect("ours");
-        registered.insert(name, info);
-    }
-    let mut candidates = inputs.clone();
-    candidates.extend(registered.values().map(|i| i.path.clone()));
-    for (name, t) in &targets {
-        if let Target::Content(scratch) = t {
-            let info = store.register_content_addressed(
-                &located[name],
-                scratch,
-                &candidates,
-                &node.drv_path,
-            )?;
-            registered.insert(name.clone(), info);
-        }
-    }
-
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
-    let duration_ms = t0.elapsed().as_millis() as u64;
-    for (name, info) in &registered {
-        let trace = BuildTrace {
-            drv_path: node.drv_path.clone(),
-            output: name.clone(),
-            output_path: info.path.clone(),
-            nar_hash: info.nar_hash,
-            finished_at: now,
-            duration_ms,
-        };
-        store.record_build(&trace)?;
-        if build_path != node.drv_path {
-            store.record_resolved_build(&BuildTrace { drv_path: build_path.clone(), ..trace })?;
-        }
-    }
-    Ok((Status::Built, registered.into_iter().map(|(n, i)| (n, i.path)).collect()))
-}
-
-/// Runs the built-in `fetchurl`: the file goes where the executor would have put the output.
-fn fetch_builtin(
-    drv: &kiln_store::Derivation,
-    job: &Job<'_>,
-    executor: &dyn Executor,
-    options: &Options,
-    log: &mut dyn FnMut(&str),
-) -> ExecOutcome {
-    let out = drv.outputs.get("out");
-    let Some((algo, recursive)) = out.and_then(|o| fetch::Algo::parse(&o.hash_algo)) else {
-        return ExecOutcome::Failure(
-            "`builtin:fetchurl` needs a fixed `sha256` or `sha512` output".into(),
-        );
-    };
-    let Some(url) = drv.env.get("url") else {
-        return ExecOutcome::Failure("`builtin:fetchurl` needs a `url`".into());
-    };
-    let dest = executor.output_location(job, &job.outputs["out"]);
-    if let Some(parent) = dest.parent()
-        && let Err(e) = std::fs::create_dir_all(parent)
-    {
-        return ExecOutcome::Failure(format!("cannot create `{}`: {e}", parent.display()));
-    }
-    let expected = &out.expect("parsed above").hash;
-    // An executable download is hashed as a NAR, so it is written as one file first.
-    let flat_hash = if recursive { None } else { Some(expected.as_str()) };
-    let result = match flat_hash {
-        Some(hash) => fetch::fetch(url, &options.mirrors, algo, hash, &dest, log),
-        None => fetch::fetch_unchecked(url, &options.mirrors, &dest, log).and_then(|()| {
-            if drv.env.get("executable").is_some_and(|v| v == "1") {
-                use std::os::unix::fs::PermissionsExt;
-                std::fs::set_permissions(&dest, std::fs::Permissions::from_mode(0o755))
-                    .map_err(|e| e.to_string())
-            } else {
-                Ok(())
-            }
-        }),
-    };
-    match result {
-        Ok(()) => ExecOutcome::Success,
-        Err(message) => ExecOutcome::Failure(message),
-    }
-}
-
-/// Removes whatever a failed build left at its outputs' locations.
-fn remove_outputs(job: &Job<'_>, executor: &dyn Executor) {
-    for path in job.outputs.values() {
-        let location = executor.output_location(job, path);
-        let _ = std::fs::remove_dir_all(&location).or_else(|_| std::fs::remove_file(&location));
-    }
-}
-
-/// Returns the outputs if another process built them while this one waited for the locks.
-fn already_built(
-    store: &Store,
-    build_path: &StorePath,
-    targets: &BTreeMap<String, Target>,
-) -> Result<Option<BTreeMap<String, StorePath>>, BuildFailure> {
-    let mut done = BTreeMap::new();
-    for (name, t) in targets {
-        let found = match t {
-            Target::Known(p) => store.is_valid(p)?.then(|| p.clone()),
-            Target::Content(_) => match store.last_build(build_path, name)? {
-                Some(trace) if store.is_valid(&trace.output_path)? => Some(trace.output_path),
-                _ => None,
-            },
-        };
-        match found {
-            Some(p) => done.insert(name.clone(), p),
-            None => return Ok(None),
-        };
-    }
-    Ok(Some(done))
-}
-
-/// The builder's environment: the derivation's attributes plus a fixed set of variables, and
-/// nothing from the environment kiln itself runs in.
-fn environment(
-    store: &Store,
-    drv: &kiln_store::Derivation,
-    build_dir: &std::path::Path,
-    options: &Options,
-) -> BTreeMap<String, String> {
-    let mut env = drv.env.clone();
-    let dir = build_dir.to_string_lossy().into_owned();
-    for key in ["NIX_BUILD_TOP", "TMPDIR", "TEMPDIR", "TMP", "TEMP"] {
-        env.insert(key.into(), dir.clone());
-    }
-    env.insert("HOME".into(), "/homeless-shelter".into());
-    env.insert("PATH".into(), "/path-not-set".into());
-    env.insert("TZ".into(), "UTC".into());
-    env.insert("SOURCE_DATE_EPOCH".into(), "1".into());
-    env.insert("NIX_STORE".into(), store.dir().as_str().into());
-    env.insert("NIX_BUILD_CORES".into(), options.cores.to_string());
-    env
+    Ok(results)
 }

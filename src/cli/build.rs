@@ -5,7 +5,9 @@ use std::io::{IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context as _, bail};
-use kiln_builder::{Event, LocalExecutor, Options, Plan, Reason, SandboxExecutor, Status, Summary};
+use kiln_builder::{
+    CheckReport, Event, LocalExecutor, Options, Plan, Reason, SandboxExecutor, Status, Summary,
+};
 use kiln_store::{Store, StorePath};
 use serde_json::json;
 
@@ -41,6 +43,9 @@ pub(crate) struct Args {
     /// Make no result links
     #[arg(long)]
     no_link: bool,
+    /// Build again derivations whose outputs exist, and compare: a reproducibility check
+    #[arg(long)]
+    check: bool,
     /// Run builders directly on the host instead of in the sandbox
     #[arg(long)]
     no_sandbox: bool,
@@ -150,6 +155,11 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     }
     if !args.no_link {
         link_results(&store, &summary, args.out_link.as_deref().unwrap_or(Path::new("result")))?;
+    }
+    if args.check {
+        let results =
+            kiln_builder::check(&store, &plan, &options, executor, &mut |e| reporter.event(e))?;
+        reporter.check_report(&results)?;
     }
     Ok(())
 }
@@ -341,6 +351,62 @@ impl<'s> Reporter<'s> {
                 }
             },
         }
+    }
+
+    /// Reports `--check`: for each derivation, whether its rebuild came out identical.
+    fn check_report(&mut self, results: &[CheckReport]) -> anyhow::Result<()> {
+        let mut bad = 0;
+        for CheckReport { drv, outcome } in results {
+            let drv_text = self.store.render(drv);
+            match outcome {
+                Ok(outputs) => {
+                    for o in outputs {
+                        let same = o.differences.is_empty();
+                        bad += usize::from(!same);
+                        if self.json {
+                            self.json_line(json!({
+                                "event": "check", "drv": drv_text, "output": o.output,
+                                "path": self.store.render(&o.path), "identical": same,
+                                "differences": o.differences,
+                            }));
+                        } else if same {
+                            let _ = writeln!(
+                                self.stderr.lock(),
+                                "checked {}: the rebuild is identical",
+                                self.store.render(&o.path)
+                            );
+                        } else {
+                            let mut err = self.stderr.lock();
+                            let _ = writeln!(
+                                err,
+                                "{} differs from its rebuild:",
+                                self.store.render(&o.path)
+                            );
+                            for d in &o.differences {
+                                let _ = writeln!(err, "  {d}");
+                            }
+                        }
+                    }
+                }
+                Err(message) => {
+                    bad += 1;
+                    if self.json {
+                        self.json_line(
+                            json!({"event": "check", "drv": drv_text, "error": message}),
+                        );
+                    } else {
+                        let _ = writeln!(
+                            self.stderr.lock(),
+                            "error: cannot check {drv_text}: {message}"
+                        );
+                    }
+                }
+            }
+        }
+        if bad > 0 {
+            bail!("{bad} output{} did not check out", if bad == 1 { "" } else { "s" });
+        }
+        Ok(())
     }
 
     fn summary(&mut self, s: &Summary) -> anyhow::Result<()> {

@@ -382,6 +382,18 @@ impl Store {
         Ok(info)
     }
 
+    /// Rewrites the digest of `from` to that of `to` in every file and symlink of the tree at
+    /// `location` (outside the store): how a rebuild of a content-addressed output is compared
+    /// with the registered one.
+    pub fn rewrite_references(
+        &self,
+        location: &Path,
+        from: &StorePath,
+        to: &StorePath,
+    ) -> Result<(), Error> {
+        ca::rewrite_tree(location, from.digest_text().as_bytes(), to.digest_text().as_bytes())
+    }
+
     /// Registers `link` (such as `./result`) as an indirect garbage-collector root: the store
     /// keeps what the link points to for as long as the link exists and points into the store.
     pub fn add_indirect_root(&self, link: &Path) -> Result<(), Error> {

@@ -815,3 +815,34 @@ fn a_fixed_output_with_the_wrong_hash_fails_with_both_hashes() {
     );
     assert!(!std::path::Path::new(&g.out(&drv)).exists());
 }
+
+#[test]
+fn check_rebuilds_and_compares() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let steady = g.drv("steady", "/bin/mkdir $out; echo same > $out/same", &[]);
+    let selfref = g.ca("selfref", "/bin/mkdir $out; echo $out > $out/me", &[]);
+    let random = g.drv("random", "/bin/mkdir $out; echo same > $out/same; /bin/cat /proc/sys/kernel/random/uuid > $out/random", &[]);
+    let paths = [&steady, &selfref].map(|d| store.render(d));
+
+    let events = build_json(&s, &["--no-link", "--check", &paths[0], &paths[1]], true);
+    let checks: Vec<&Value> = events.iter().filter(|e| e["event"] == "check").collect();
+    assert_eq!(checks.len(), 2, "{events:?}");
+    assert!(checks.iter().all(|c| c["identical"] == true), "{checks:?}");
+
+    let out =
+        s.kiln().args(["build", "--no-link", "--check", &store.render(&random)]).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("differs from its rebuild:\n  random: different contents\n"), "{err}");
+    assert!(err.contains("error: 1 output did not check out"), "{err}");
+
+    let out = s
+        .kiln()
+        .args(["build", "--no-link", "--no-sandbox", "--check", &paths[0]])
+        .output()
+        .unwrap();
+    let err = String::from_utf8(out.stderr).unwrap();
+    assert!(err.contains("checking needs the sandbox"), "{err}");
+}
