@@ -3,7 +3,7 @@
 //! A session is an [`Evaluator`]: it owns the [`syntax::SourceMap`] of every file it read, the
 //! base environment of builtins and the import cache, and reaches files and the store only
 //! through an [`io::EvalIo`]. [`Evaluator::load`] parses and lowers a file, [`Evaluator::eval_root`]
-//! evaluates it, and [`print`] turns values into the text `nix-instantiate --eval` prints.
+//! evaluates it, and [`print`](mod@print) turns values into the text `nix-instantiate --eval` prints.
 //! Errors are plain data ([`Diagnostic`]); drawing them is the command line's job.
 
 mod builtins;

@@ -6,7 +6,7 @@
 //! and `a = { ... }; a.c = ...;`), and what `rnix` accepts but CppNix rejects (duplicate
 //! attributes, undefined variables, dynamic attributes in `let`, ...) is reported. Lowering
 //! keeps going after an error and returns all of them; the erroneous parts become
-//! [`ExprKind::Error`] nodes.
+//! `ExprKind::Error` nodes.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
