@@ -90,22 +90,6 @@ fn translate_posix(re: &str) -> String {
                 i += 2;
                 continue;
             }
-            '{' => {
-                // A brace that does not start a repetition is literal in POSIX.
-                let rest: String = chars[i..].iter().collect();
-                let is_rep = rest.find('}').is_some_and(|end| {
-                    rest[1..end].chars().all(|c| c.is_ascii_digit() || c == ',')
-                });
-                if is_rep { out.push('{') } else { out.push_str("\\{") }
-            }
-            '}' => {
-                let before: String =
-                    out.chars().rev().take_while(|c| c.is_ascii_digit() || *c == ',').collect();
-                let opening = out.len() > before.len()
-                    && out[..out.len() - before.len()].ends_with('{')
-                    && !out[..out.len() - before.len()].ends_with("\\{");
-                if opening { out.push('}') } else { out.push_str("\\}") }
-            }
             c => out.push(c),
         }
         i += 1;
