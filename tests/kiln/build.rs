@@ -846,3 +846,27 @@ fn check_rebuilds_and_compares() {
     let err = String::from_utf8(out.stderr).unwrap();
     assert!(err.contains("checking needs the sandbox"), "{err}");
 }
+
+#[test]
+fn a_terminal_gets_live_progress() {
+    let s = TestStore::new();
+    let store = s.open();
+    let mut g = Graph::new(&store);
+    let drv = g.drv("slow-talker", "echo working hard; /bin/sleep 1.2; echo done > $out", &[]);
+    // `script` gives kiln a terminal and records what it drew.
+    let kiln = env!("CARGO_BIN_EXE_kiln");
+    let command =
+        format!("{kiln} --store {} build --no-link {}", s.root().display(), store.render(&drv));
+    let out = std::process::Command::new("script")
+        .args(["-qec", &command, "/dev/null"])
+        .output()
+        .unwrap();
+    assert_success(&out, &"kiln build under script");
+    let screen = String::from_utf8_lossy(&out.stdout);
+    assert!(screen.contains("[0/1]"), "no done/total bar:\n{screen}");
+    assert!(
+        screen.contains("slow-talker: working hard"),
+        "no line of the running build:\n{screen}"
+    );
+    assert!(screen.contains("built ") && screen.contains("built 1, reused 0"), "{screen}");
+}
