@@ -4,10 +4,13 @@
 mod build;
 mod derivation;
 mod eval;
+mod frontend;
+mod instantiate;
 mod log;
 mod parse;
 mod repl;
 mod store;
+mod store_io;
 
 use std::path::PathBuf;
 
@@ -34,6 +37,8 @@ enum Command {
     /// Inspect derivations
     #[command(subcommand)]
     Derivation(derivation::Command),
+    /// Evaluate derivations, write their `.drv` files to the store and print their paths
+    Instantiate(instantiate::Args),
     /// Build derivations and link their outputs as `./result`
     Build(build::Args),
     /// Print the build log of a derivation or of an output
@@ -87,6 +92,7 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         Command::Store(cmd) => store::run(cmd, &cx),
         Command::Derivation(cmd) => derivation::run(cmd, &cx),
+        Command::Instantiate(args) => instantiate::run(args, &cx),
         Command::Build(args) => build::run(args, &cx),
         Command::Log(args) => log::run(args, &cx),
         Command::Sandbox(args) => build::sandbox(args),

@@ -7,6 +7,7 @@ use kiln_builder::{LocalExecutor, Options, Plan, SandboxExecutor, Summary};
 use kiln_store::{Store, StorePath};
 
 use super::Context;
+use super::frontend::{EvalArgs, derivations};
 
 mod report;
 
@@ -14,9 +15,11 @@ use report::Reporter;
 
 #[derive(clap::Args, Debug)]
 pub(crate) struct Args {
-    /// `.drv` store paths to build (can be repeated)
-    #[arg(required = true)]
+    /// Nix files to evaluate, or `.drv` store paths to build [default: ./default.nix] (can be
+    /// repeated)
     paths: Vec<String>,
+    #[command(flatten)]
+    eval: EvalArgs,
     /// How many builds may run at once [default: the number of cores]
     #[arg(short = 'j', long = "jobs", value_name = "N")]
     jobs: Option<usize>,
@@ -86,20 +89,7 @@ pub(crate) fn sandbox(args: SandboxArgs) -> anyhow::Result<()> {
 pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     stop_builds_on_interrupt()?;
     let store = cx.open_store()?;
-    let roots = args
-        .paths
-        .iter()
-        .map(|p| {
-            let path = store.resolve(p)?;
-            if !path.is_derivation() {
-                // FIXME: building from a Nix file waits on the evaluator's `derivation` builtin.
-                bail!(
-                    "`{p}` is not a `.drv` store path; building from Nix files is not supported yet"
-                );
-            }
-            Ok(path)
-        })
-        .collect::<anyhow::Result<Vec<StorePath>>>()?;
+    let roots = roots(&store, cx, &args)?;
     let plan = Plan::new(&store, &roots)?;
     let mut reporter = Reporter::new(&store, args.json);
     if args.explain {
@@ -161,6 +151,31 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
         reporter.check_report(&results)?;
     }
     Ok(())
+}
+
+/// Returns the derivations to build: `.drv` paths as given, and those of evaluated files.
+fn roots(store: &Store, cx: &Context, args: &Args) -> anyhow::Result<Vec<StorePath>> {
+    let mut roots = Vec::new();
+    let mut files = Vec::new();
+    for p in &args.paths {
+        match store.resolve(p) {
+            Ok(path) if path.is_derivation() => roots.push(path),
+            Ok(path) => bail!("`{}` is a store path but not a derivation", store.render(&path)),
+            Err(_) => files.push(p.clone()),
+        }
+    }
+    let evaluate = files.into_iter().map(Some).collect::<Vec<_>>();
+    let evaluate = if evaluate.is_empty() && (roots.is_empty() || args.eval.expr.is_some()) {
+        vec![None]
+    } else {
+        evaluate
+    };
+    for file in evaluate {
+        for drv_path in derivations(cx.store_root()?, file, &args.eval)? {
+            roots.push(store.dir().parse(&drv_path)?);
+        }
+    }
+    Ok(roots)
 }
 
 /// On Ctrl-C (or `SIGTERM`, `SIGHUP`), kills the running builds' process groups and exits with

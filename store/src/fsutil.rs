@@ -17,6 +17,16 @@ use crate::nar::{kind_name, sorted_entries};
 
 /// Copies the file, folder or symlink `src` to `dst`, which must not exist.
 pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
+    copy_tree_filtered(src, dst, &|_| true)
+}
+
+/// Copies like `copy_tree`, leaving out every entry below `src` that `keep` refuses (and what
+/// is below it).
+pub(crate) fn copy_tree_filtered(
+    src: &Path,
+    dst: &Path,
+    keep: &dyn Fn(&Path) -> bool,
+) -> Result<(), Error> {
     let meta = fs::symlink_metadata(src).at("read the metadata of", src)?;
     let ft = meta.file_type();
     if ft.is_symlink() {
@@ -27,8 +37,10 @@ pub(crate) fn copy_tree(src: &Path, dst: &Path) -> Result<(), Error> {
     } else if ft.is_dir() {
         fs::create_dir(dst).at("create the folder", dst)?;
         for (_, child) in sorted_entries(src)? {
-            let name = child.file_name().expect("a folder entry has a name");
-            copy_tree(&child, &dst.join(name))?;
+            if keep(&child) {
+                let name = child.file_name().expect("a folder entry has a name");
+                copy_tree_filtered(&child, &dst.join(name), keep)?;
+            }
         }
     } else {
         return Err(Error::UnsupportedFileType { path: src.to_owned(), kind: kind_name(&ft) });

@@ -189,6 +189,27 @@ impl Store {
         Ok(path)
     }
 
+    /// Adds a file or folder leaving out what `keep` refuses (a path and everything below it),
+    /// as `builtins.path` with a filter does: the kept tree is staged, then added.
+    pub fn add_path_filtered(
+        &self,
+        src: &Path,
+        name: Option<&str>,
+        keep: &dyn Fn(&Path) -> bool,
+    ) -> Result<StorePath, Error> {
+        let name = match name {
+            Some(n) => n.to_owned(),
+            None => src.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_owned(),
+        };
+        let stage = tempfile::Builder::new()
+            .prefix("stage-")
+            .tempdir_in(self.root.join("tmp"))
+            .at("create a staging folder in", self.root.join("tmp"))?;
+        let staged = stage.path().join("tree");
+        fsutil::copy_tree_filtered(src, &staged, keep)?;
+        self.add_path(&staged, Some(&name))
+    }
+
     /// Adds a text file with the references it holds and returns its store path.
     pub fn add_text(
         &self,

@@ -2,5 +2,6 @@
 
 mod build;
 mod derivation;
+mod nix_files;
 mod store;
 mod support;
