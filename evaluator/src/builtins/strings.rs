@@ -35,6 +35,30 @@ fn compile(re: &str, anchored: bool, span: Span) -> R<Rc<regex::Regex>> {
     }
 }
 
+thread_local! {
+    static LONGEST_CACHE: RefCell<HashMap<String, Rc<regex_automata::meta::Regex>>> =
+        RefCell::new(HashMap::new());
+}
+
+/// The same expression for finding the longest match at a position (POSIX semantics).
+fn compile_longest(re: &str, span: Span) -> R<Rc<regex_automata::meta::Regex>> {
+    if let Some(r) = LONGEST_CACHE.with(|c| c.borrow().get(re).cloned()) {
+        return Ok(r);
+    }
+    let pattern = format!("(?s){}", translate_posix(re));
+    let built = regex_automata::meta::Regex::builder()
+        .configure(regex_automata::meta::Regex::config().match_kind(regex_automata::MatchKind::All))
+        .build(&pattern);
+    match built {
+        Ok(r) => {
+            let r = Rc::new(r);
+            LONGEST_CACHE.with(|c| c.borrow_mut().insert(re.to_string(), r.clone()));
+            Ok(r)
+        }
+        Err(e) => err(ErrorKind::Invalid, format!("invalid regular expression `{re}`: {e}"), span),
+    }
+}
+
 /// Rewrites the POSIX-only spellings the `regex` crate reads differently.
 fn translate_posix(re: &str) -> String {
     let mut out = String::with_capacity(re.len());
@@ -121,16 +145,47 @@ pub(super) fn prim_match(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value
 pub(super) fn prim_split(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let re = ev.force_string(&a[0], span)?;
     let s = ev.force_string(&a[1], span)?;
-    let r = compile(&re.s, false, span)?;
+    let first = compile(&re.s, false, span)?;
+    let whole = compile(&re.s, true, span)?;
+    let longest = compile_longest(&re.s, span)?;
+    let hay: &str = &s.s;
+    let longest_at = |start: usize| {
+        let input =
+            regex_automata::Input::new(hay).range(start..).anchored(regex_automata::Anchored::Yes);
+        longest.search(&input).map(|m| m.end())
+    };
     let mut out = Vec::new();
-    let mut last = 0;
-    for caps in r.captures_iter(&s.s) {
-        let m = caps.get(0).expect("group 0 always matches");
-        out.push(Thunk::value(Value::string(&s.s[last..m.start()])));
-        out.push(Thunk::value(Value::List(Rc::new(groups(&caps)))));
-        last = m.end();
+    let (mut at, mut last, mut after_empty) = (0, 0, false);
+    // Matches are found as C++'s `std::regex_iterator` finds them: after an empty match, a
+    // non-empty one at the same place is tried before moving on by a character.
+    while at <= hay.len() {
+        let span_found = if after_empty {
+            after_empty = false;
+            match longest_at(at).filter(|end| *end > at) {
+                Some(end) => Some((at, end)),
+                None => {
+                    at += hay[at..].chars().next().map_or(1, char::len_utf8);
+                    continue;
+                }
+            }
+        } else {
+            first.find_at(hay, at).map(|m| {
+                // POSIX takes the longest match that starts where the leftmost one starts.
+                (m.start(), longest_at(m.start()).map_or(m.end(), |e| e.max(m.end())))
+            })
+        };
+        let Some((start, end)) = span_found else { break };
+        let groups_here = match whole.captures(&hay[start..end]) {
+            Some(caps) => groups(&caps),
+            None => first.captures_at(hay, start).map(|c| groups(&c)).unwrap_or_default(),
+        };
+        out.push(Thunk::value(Value::string(&hay[last..start])));
+        out.push(Thunk::value(Value::List(Rc::new(groups_here))));
+        last = end;
+        at = end;
+        after_empty = start == end;
     }
-    out.push(Thunk::value(Value::string(&s.s[last..])));
+    out.push(Thunk::value(Value::string(&hay[last..])));
     Ok(Value::List(Rc::new(out)))
 }
 
