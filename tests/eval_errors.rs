@@ -1,6 +1,7 @@
 //! Snapshot tests of the error text `kiln eval` draws: every `tests/eval-errors/NAME.nix` must
 //! fail with exit status 1 and the stderr in `NAME.stderr` (the test folder's absolute path is
-//! written `/pwd`). `KILN_UPDATE_SNAPSHOTS=1` rewrites the snapshots.
+//! written `/pwd`); extra arguments come from `NAME.flags` if it exists.
+//! `KILN_UPDATE_SNAPSHOTS=1` rewrites the snapshots.
 
 use std::path::Path;
 use std::process::Command;
@@ -18,8 +19,12 @@ fn rendered_errors_match_snapshots() {
     assert!(!names.is_empty());
     let mut failures = Vec::new();
     for name in names {
+        let flags =
+            std::fs::read_to_string(dir.join(name.replace(".nix", ".flags"))).unwrap_or_default();
         let output = Command::new(env!("CARGO_BIN_EXE_kiln"))
-            .args(["eval", "--strict", &name])
+            .args(["eval", "--strict"])
+            .args(flags.split_whitespace())
+            .arg(&name)
             .current_dir(&dir)
             .env("NO_COLOR", "1")
             .output()
