@@ -239,16 +239,27 @@ pub(super) fn prim_find_file(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<V
 
 pub(super) fn prim_to_file(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let name = ev.force_string(&a[0], span)?;
+    if !super::derivation::valid_store_name(&name.s) {
+        return err(ErrorKind::Invalid, format!("invalid store path name `{}`", name.s), span);
+    }
     let mut ctx = Context::new();
     let content = ev.coerce_str(&a[1], span, &mut ctx)?;
-    let refs: Vec<String> = ctx
-        .iter()
-        .map(|c| match c {
-            ContextElem::Opaque(p) | ContextElem::DrvDeep(p) | ContextElem::Built(p, _) => {
-                p.clone()
+    let mut refs = Vec::new();
+    for c in &ctx {
+        match c {
+            ContextElem::Opaque(p) | ContextElem::DrvDeep(p) => refs.push(p.clone()),
+            ContextElem::Built(..) => {
+                return err(
+                    ErrorKind::Invalid,
+                    format!(
+                        "the file `{}` passed to `toFile` cannot refer to derivation outputs",
+                        name.s
+                    ),
+                    span,
+                );
             }
-        })
-        .collect();
+        }
+    }
     match ev.io.add_text_to_store(&name.s, content.as_bytes(), &refs) {
         Ok(p) => {
             let mut c = Context::new();
@@ -337,6 +348,9 @@ pub(super) fn prim_path(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value>
         Some(n) => Some(ev.force_string(&n, span)?.s.to_string()),
         None => None,
     };
+    if let Some(n) = name.as_deref().filter(|n| !super::derivation::valid_store_name(n)) {
+        return err(ErrorKind::Invalid, format!("invalid store path name `{n}`"), span);
+    }
     let recursive = match ev.attr(&args, "recursive").map(|e| e.value.clone()) {
         Some(r) => ev.force_bool(&r, span)?,
         None => true,
