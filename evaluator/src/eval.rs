@@ -393,14 +393,18 @@ impl Evaluator {
                             if let Some(d) = default {
                                 return self.eval(d, env);
                             }
+                            let at = match key {
+                                Key::Static(_, s) => *s,
+                                Key::Dynamic(e) => self.span_of(e),
+                            };
                             return err(
                                 ErrorKind::Type,
                                 format!(
-                                    "expected a set but found {}: {}",
+                                    "cannot select attribute `{name}`: expected a set but found {}: {}",
                                     other.type_desc(),
                                     crate::print::short(other)
                                 ),
-                                span,
+                                at,
                             );
                         }
                     }
