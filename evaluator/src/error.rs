@@ -97,6 +97,8 @@ pub struct Diagnostic {
     pub message: String,
     /// Where it happened.
     pub span: Option<Span>,
+    /// Other places that explain the error, each with a short message.
+    pub labels: Vec<(Span, String)>,
     /// Extra notes.
     pub notes: Vec<String>,
     /// The trace, innermost first.
@@ -111,6 +113,7 @@ impl Diagnostic {
             kind,
             message: message.into(),
             span,
+            labels: Vec::new(),
             notes: Vec::new(),
             frames: Vec::new(),
         }
@@ -138,6 +141,9 @@ impl Diagnostic {
         let mut out = format!("error[{}]: {}\n", self.code, self.message);
         if let Some(span) = self.span {
             out.push_str(&format!("  at {}\n", sources.describe(span)));
+        }
+        for (span, label) in &self.labels {
+            out.push_str(&format!("  {label}: {}\n", sources.describe(*span)));
         }
         for note in &self.notes {
             out.push_str(&format!("  note: {note}\n"));

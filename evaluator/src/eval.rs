@@ -166,6 +166,7 @@ impl Evaluator {
                 .map(|e| {
                     let mut d = Diagnostic::new(ErrorKind::Static, e.message, Some(e.span));
                     d.code = e.code;
+                    d.labels.extend(e.label);
                     d
                 })
                 .collect())
@@ -701,10 +702,10 @@ impl Evaluator {
                                             ),
                                             Some(span),
                                         );
-                                        d.frames.push(Frame {
-                                            span: Some(def.span),
-                                            message: "the function is defined here".into(),
-                                        });
+                                        d.labels.push((
+                                            def.span,
+                                            "the function is defined here".into(),
+                                        ));
                                         return Err(Box::new(d));
                                     }
                                 },
@@ -717,14 +718,17 @@ impl Evaluator {
                         if !ellipsis && matched < attrs.len() {
                             for k in attrs.keys() {
                                 if !entries.iter().any(|(n, _, _)| n == k) {
-                                    return err(
+                                    let mut d = Diagnostic::new(
                                         ErrorKind::Call,
                                         format!(
                                             "{} called with unexpected argument `{k}`",
                                             self.function_desc(def)
                                         ),
-                                        span,
+                                        Some(span),
                                     );
+                                    d.labels
+                                        .push((def.span, "the function is defined here".into()));
+                                    return Err(Box::new(d));
                                 }
                             }
                         }

@@ -153,6 +153,8 @@ pub struct LowerError {
     pub message: String,
     /// Where.
     pub span: Span,
+    /// Another place that explains the error (the first definition of a duplicate).
+    pub label: Option<(Span, String)>,
 }
 
 enum Scope {
@@ -313,13 +315,17 @@ impl<'a> Lowerer<'a> {
     fn lint(&mut self, level: LintLevel, span: Span, message: String) {
         match level {
             LintLevel::Ignore => {}
-            LintLevel::Warn => self.warnings.push(LowerError { code: "W001", message, span }),
-            LintLevel::Fatal => self.errors.push(LowerError { code: "E008", message, span }),
+            LintLevel::Warn => {
+                self.warnings.push(LowerError { code: "W001", message, span, label: None })
+            }
+            LintLevel::Fatal => {
+                self.errors.push(LowerError { code: "E008", message, span, label: None })
+            }
         }
     }
 
     fn error(&mut self, span: Span, code: &'static str, message: String) -> Rc<Expr> {
-        self.errors.push(LowerError { code, message: message.clone(), span });
+        self.errors.push(LowerError { code, message: message.clone(), span, label: None });
         self.mk(span, ExprKind::Error(message.into()))
     }
 
@@ -619,6 +625,7 @@ impl<'a> Lowerer<'a> {
                             code: "E004",
                             message: format!("duplicate formal function argument `{name}`"),
                             span: espan,
+                            label: None,
                         });
                         continue;
                     }
@@ -632,6 +639,7 @@ impl<'a> Lowerer<'a> {
                         code: "E004",
                         message: format!("duplicate formal function argument `{b}`"),
                         span: *bspan,
+                        label: None,
                     });
                 }
                 let mut names: HashMap<Symbol, u32> = HashMap::new();
@@ -725,6 +733,7 @@ impl<'a> Lowerer<'a> {
                                 code: "E005",
                                 message: "dynamic attributes not allowed in inherit".into(),
                                 span: aspan,
+                                label: None,
                             });
                             continue;
                         };
@@ -748,6 +757,7 @@ impl<'a> Lowerer<'a> {
                             code: "E006",
                             message: "dynamic attributes not allowed in let".into(),
                             span,
+                            label: None,
                         });
                         continue;
                     }
@@ -763,6 +773,7 @@ impl<'a> Lowerer<'a> {
             code: "E007",
             message: format!("attribute `{full}` already defined at {at}"),
             span,
+            label: Some((prev, "first defined here".into())),
         });
     }
 

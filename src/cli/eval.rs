@@ -151,11 +151,19 @@ pub(crate) fn draw(sources: &SourceMap, diags: &[Diagnostic], full_trace: bool) 
                 files.add(f.name.clone(), f.text.to_string())
             })
         };
+        let mut labels = Vec::new();
         if let Some(span) = d.span {
             let fid = add_file(span.file);
-            drawn = drawn
-                .with_labels(vec![Label::primary(fid, span.start as usize..span.end as usize)]);
+            labels.push(Label::primary(fid, span.start as usize..span.end as usize));
         }
+        for (span, message) in &d.labels {
+            let fid = add_file(span.file);
+            labels.push(
+                Label::secondary(fid, span.start as usize..span.end as usize)
+                    .with_message(message.clone()),
+            );
+        }
+        drawn = drawn.with_labels(labels);
         let mut notes = d.notes.clone();
         let folded = d.folded_frames();
         let shown = if full_trace { folded.len() } else { folded.len().min(2) };
