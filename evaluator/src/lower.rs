@@ -396,6 +396,7 @@ impl<'a> Lowerer<'a> {
                 self.mk(span, ExprKind::List(items))
             }
             ast::Expr::Apply(a) => {
+                self.check_cursed_or(&a, span);
                 let f = self.opt_expr(a.lambda(), &node);
                 let x = self.opt_expr(a.argument(), &node);
                 self.mk(span, ExprKind::Apply(f, x))
@@ -548,6 +549,32 @@ impl<'a> Lowerer<'a> {
                 self.mk(span, ExprKind::Lit(Value::Path(p.into())))
             }
             _ => self.mk(span, ExprKind::Path(parts)),
+        }
+    }
+
+    /// Warns about `f or` where only a selection may stand (a list element, an argument, the
+    /// default of `or`): CppNix reads `or` there as a variable but will change that.
+    fn check_cursed_or(&mut self, a: &ast::Apply, span: Span) {
+        let Some(ast::Expr::Ident(arg)) = a.argument() else { return };
+        if arg.syntax().text() != "or" {
+            return;
+        }
+        let node = a.syntax();
+        let cursed = match node.parent() {
+            Some(p) => match p.kind() {
+                rnix::SyntaxKind::NODE_LIST => true,
+                rnix::SyntaxKind::NODE_APPLY => p.first_child().as_ref() != Some(node),
+                rnix::SyntaxKind::NODE_SELECT => p.first_child().as_ref() != Some(node),
+                _ => false,
+            },
+            None => false,
+        };
+        if cursed {
+            let message = format!(
+                "this expression uses `or` as an identifier in a way that will change in a future Nix release; wrap it in parentheses to keep its meaning: ({})",
+                node.text()
+            );
+            self.warnings.push(LowerError { code: "W003", message, span, label: None });
         }
     }
 
