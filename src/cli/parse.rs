@@ -3,6 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
+use std::io::Write as _;
+
 use anyhow::Context as _;
 
 /// Arguments of `kiln parse`.
@@ -13,8 +15,18 @@ pub(crate) struct Args {
     file: String,
 }
 
-/// Runs `kiln parse`.
+/// Runs `kiln parse` on a thread with a large stack (lowering and printing recurse).
 pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+    std::thread::Builder::new()
+        .name("parse".into())
+        .stack_size(1 << 30)
+        .spawn(move || run_here(args))
+        .context("cannot start the parsing thread")?
+        .join()
+        .map_err(|_| anyhow::anyhow!("the parser crashed"))?
+}
+
+fn run_here(args: Args) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot find the current directory")?;
     let (name, path, text) = if args.file == "-" {
         let mut s = String::new();
@@ -32,7 +44,9 @@ pub(crate) fn run(args: Args) -> anyhow::Result<()> {
     let mut ev = super::eval::make_evaluator(&[], None, &[]);
     match ev.load(name, path, text.into(), &dir) {
         Ok(expr) => {
-            println!("{}", kiln_evaluator::show::show(&expr));
+            let text = kiln_evaluator::show::show(&expr);
+            let mut stdout = std::io::stdout().lock();
+            writeln!(stdout, "{text}").context("cannot write the expression")?;
             Ok(())
         }
         Err(diags) => {
