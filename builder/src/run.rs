@@ -263,18 +263,45 @@ fn register(
             prepared.targets.iter().find(|(_, t)| t.path() == &info.path).map(|(n, _)| n.clone());
         registered.insert(name.expect("registered outputs are ours"), info);
     }
-    let mut candidates = ran.inputs.clone();
-    candidates.extend(registered.values().map(|i| i.path.clone()));
-    for (name, t) in &prepared.targets {
-        if let Target::Content(scratch) = t {
-            let info = store.register_content_addressed(
-                &ran.located[name],
-                scratch,
-                &candidates,
-                &node.drv_path,
-            )?;
-            registered.insert(name.clone(), info);
+    // Content-addressed outputs that refer to others (a `dev` naming `out`) are registered after
+    // them, with the other's scratch path rewritten to its final one first.
+    let mut pending: BTreeMap<String, StorePath> = prepared
+        .targets
+        .iter()
+        .filter_map(|(n, t)| match t {
+            Target::Content(scratch) => Some((n.clone(), scratch.clone())),
+            Target::Known(_) => None,
+        })
+        .collect();
+    let mut refers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
+    for (name, _) in &pending {
+        let others: BTreeSet<StorePath> =
+            pending.iter().filter(|(n, _)| *n != name).map(|(_, s)| s.clone()).collect();
+        let found = kiln_store::references::scan(&ran.located[name], &others)?;
+        let names =
+            pending.iter().filter(|(_, s)| found.contains(s)).map(|(n, _)| n.clone()).collect();
+        refers.insert(name.clone(), names);
+    }
+    while !pending.is_empty() {
+        let Some(name) =
+            pending.keys().find(|n| refers[*n].iter().all(|r| !pending.contains_key(r))).cloned()
+        else {
+            let names = pending.keys().cloned().collect::<Vec<_>>().join("`, `");
+            return Err(BuildFailure::Builder(format!(
+                "the outputs `{names}` refer to each other in a cycle"
+            )));
+        };
+        let scratch = pending.remove(&name).expect("found above");
+        let location = &ran.located[&name];
+        for other in &refers[&name] {
+            let (from, to) = (&prepared.targets[other], &registered[other].path);
+            store.rewrite_references(location, from.path(), to)?;
         }
+        let mut candidates = ran.inputs.clone();
+        candidates.extend(registered.values().map(|i| i.path.clone()));
+        let info =
+            store.register_content_addressed(location, &scratch, &candidates, &node.drv_path)?;
+        registered.insert(name, info);
     }
 
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);

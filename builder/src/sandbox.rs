@@ -335,22 +335,7 @@ fn enter_and_exec(args: &SandboxArgs) -> Result<std::convert::Infallible, String
     let binds = std::fs::read_to_string(&args.binds)
         .map_err(|e| format!("cannot read `{}`: {e}", args.binds.display()))?;
     for host in binds.lines().filter(|l| !l.is_empty()) {
-        let host = Path::new(host);
-        let target = inside(&host.to_string_lossy());
-        let meta = std::fs::metadata(host)
-            .map_err(|e| format!("cannot find the input `{}`: {e}", host.display()))?;
-        if meta.is_dir() {
-            std::fs::create_dir_all(&target)
-                .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
-        } else {
-            if let Some(parent) = target.parent() {
-                std::fs::create_dir_all(parent)
-                    .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
-            }
-            std::fs::write(&target, "")
-                .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
-        }
-        bind(host, &target, true)?;
+        bind_host_path(root, Path::new(host))?;
     }
     let proc_flags = MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC;
     mount(Some("proc"), &inside("proc"), Some("proc"), proc_flags, none)
@@ -393,6 +378,84 @@ fn enter_and_exec(args: &SandboxArgs) -> Result<std::convert::Infallible, String
         .collect::<Result<Vec<_>, _>>()?;
     nix::unistd::execve(&program, &argv, &envp)
         .map_err(|e| format!("cannot run the builder `{}`: {e}", args.command[0]))
+}
+
+/// Makes a host path visible at the same place inside `root`, read-only. Symlinks on the way
+/// (`/bin` -> `usr/bin`, `/usr/bin/gcc` -> `gcc-12`) are recreated inside as they are, and
+/// what they lead to is made visible too, so the layout inside matches the host's.
+fn bind_host_path(root: &Path, host: &Path) -> Result<(), String> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+
+    let inside = |p: &Path| root.join(p.strip_prefix("/").unwrap_or(p));
+    let mut pending: VecDeque<std::ffi::OsString> = host
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            _ => None,
+        })
+        .collect();
+    let mut current = PathBuf::from("/");
+    let mut hops = 0;
+    while let Some(name) = pending.pop_front() {
+        if name == ".." {
+            current.pop();
+            continue;
+        }
+        let next = current.join(&name);
+        let meta = std::fs::symlink_metadata(&next)
+            .map_err(|e| format!("cannot find the host path `{}`: {e}", next.display()))?;
+        if meta.is_symlink() {
+            hops += 1;
+            if hops > 40 {
+                return Err(format!("too many symlinks in the host path `{}`", host.display()));
+            }
+            let target = std::fs::read_link(&next)
+                .map_err(|e| format!("cannot read `{}`: {e}", next.display()))?;
+            let link = inside(&next);
+            if std::fs::symlink_metadata(&link).is_err() {
+                if let Some(parent) = link.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+                }
+                symlink(&target, &link)
+                    .map_err(|e| format!("cannot create `{}`: {e}", link.display()))?;
+            }
+            let rest: Vec<_> = pending.drain(..).collect();
+            if target.is_absolute() {
+                current = PathBuf::from("/");
+            }
+            pending.extend(target.components().filter_map(|c| match c {
+                Component::Normal(n) => Some(n.to_owned()),
+                Component::ParentDir => Some("..".into()),
+                _ => None,
+            }));
+            pending.extend(rest);
+        } else if pending.is_empty() {
+            let target = inside(&next);
+            // Two declared paths may lead to the same file (`cc` and `gcc`): bind it once.
+            if std::fs::symlink_metadata(&target).is_ok_and(|m| {
+                !m.is_dir() || target.read_dir().is_ok_and(|mut d| d.next().is_some())
+            }) {
+                return Ok(());
+            }
+            if meta.is_dir() {
+                std::fs::create_dir_all(&target)
+                    .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
+            } else {
+                if let Some(parent) = target.parent() {
+                    std::fs::create_dir_all(parent)
+                        .map_err(|e| format!("cannot create `{}`: {e}", parent.display()))?;
+                }
+                std::fs::write(&target, "")
+                    .map_err(|e| format!("cannot create `{}`: {e}", target.display()))?;
+            }
+            return bind(&next, &target, true);
+        } else {
+            current = next;
+        }
+    }
+    Ok(())
 }
 
 /// Binds `host` at `target`, read-only if asked, never with setuid files or devices (but for

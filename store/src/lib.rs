@@ -390,6 +390,8 @@ impl Store {
                 scratch.digest_text().as_bytes(),
                 path.digest_text().as_bytes(),
             )?;
+            // Rewriting touched the files: back to the normal form (mtime 1).
+            fsutil::normalise(location)?;
             references.insert(path.clone());
         }
         let (nar_hash, nar_size) = nar::hash_path(location)?;

@@ -502,6 +502,12 @@ fn content_addressed_outputs_may_refer_to_themselves() {
         std::fs::read_link(format!("{out}/link")).unwrap().to_str().unwrap(),
         format!("{out}/me")
     );
+    let mtime = std::fs::metadata(format!("{out}/me")).unwrap().modified().unwrap();
+    assert_eq!(
+        mtime,
+        std::time::UNIX_EPOCH + std::time::Duration::from_secs(1),
+        "still normalised"
+    );
     let path = store.resolve(&out).unwrap();
     let info = store.query_info(&path).unwrap().unwrap();
     assert_eq!(info.references, BTreeSet::from([path.clone()]));

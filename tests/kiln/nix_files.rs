@@ -93,3 +93,30 @@ fn evaluation_errors_are_drawn_with_their_place() {
     let err = s.fails(&["build", "-E", "{ a = 1; }"], 1);
     assert!(err.contains("the expression has no derivations to build"), "{err}");
 }
+
+#[test]
+fn content_addressed_outputs_may_refer_to_each_other() {
+    let s = TestStore::new();
+    let file = s.scratch("split.nix");
+    write(
+        &file,
+        br#"derivation {
+  name = "split";
+  system = builtins.currentSystem;
+  builder = "/bin/sh";
+  outputs = [ "out" "dev" ];
+  __contentAddressed = true;
+  __impureHostDeps = [ "/bin" "/usr" "/lib" "/lib64" ];
+  args = [ "-c" "/bin/mkdir $out $dev; echo lib > $out/lib; echo $out > $dev/points-to-out; echo $dev > $dev/self" ];
+}"#,
+    );
+    let summary = build(&s, &[file.to_str().unwrap(), "--no-link"]);
+    let outputs = summary["outputs"].as_object().unwrap().values().next().unwrap().clone();
+    let (out, dev) = (outputs["out"].as_str().unwrap(), outputs["dev"].as_str().unwrap());
+    assert_eq!(std::fs::read_to_string(format!("{dev}/points-to-out")).unwrap().trim(), out);
+    assert_eq!(std::fs::read_to_string(format!("{dev}/self")).unwrap().trim(), dev);
+    let store = s.open();
+    let dev_path = store.resolve(dev).unwrap();
+    let refs = store.query_info(&dev_path).unwrap().unwrap().references;
+    assert!(refs.contains(&store.resolve(out).unwrap()) && refs.contains(&dev_path), "{refs:?}");
+}
