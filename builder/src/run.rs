@@ -274,7 +274,7 @@ fn register(
         })
         .collect();
     let mut refers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    for (name, _) in &pending {
+    for name in pending.keys() {
         let others: BTreeSet<StorePath> =
             pending.iter().filter(|(n, _)| *n != name).map(|(_, s)| s.clone()).collect();
         let found = kiln_store::references::scan(&ran.located[name], &others)?;
