@@ -384,13 +384,17 @@ pub(crate) fn check_one(
 
     let ran = run_builder(store, resolver, node, &prepared, options, executor, log, log_path)?;
     let mut report = Vec::new();
-    for (name, t) in &prepared.targets {
+    for name in prepared.targets.keys() {
         let location = &ran.located[name];
         let path = &registered[name];
-        if let Target::Content(scratch) = t {
-            // Compare as it would have been stored: self-references under the final name.
-            store.rewrite_references(location, scratch, path)?;
+        // Compare as it would have been stored: references to any output of this build under
+        // its registered name.
+        for (other, t) in &prepared.targets {
+            if let Target::Content(scratch) = t {
+                store.rewrite_references(location, scratch, &registered[other])?;
+            }
         }
+
         let differences = differences(location, &store.locate(path))?;
         report.push(CheckedOutput { output: name.clone(), path: path.clone(), differences });
     }
