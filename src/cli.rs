@@ -96,8 +96,8 @@ pub(crate) fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Build(args) => build::run(args, &cx),
         Command::Log(args) => log::run(args, &cx),
         Command::Sandbox(args) => build::sandbox(args),
-        Command::Eval(args) => eval::run(args),
+        Command::Eval(args) => eval::run(args, cx.store_root()?),
         Command::Parse(args) => parse::run(args),
-        Command::Repl(args) => repl::run(args),
+        Command::Repl(args) => repl::run(args, cx.store_root()?),
     }
 }

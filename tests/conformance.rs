@@ -22,10 +22,13 @@ fn conformance_does_not_regress() {
     let kiln_copy = bin_dir.path().join("kiln");
     std::fs::copy(env!("CARGO_BIN_EXE_kiln"), &kiln_copy).expect("the kiln binary can be copied");
     let kiln = kiln_copy.to_string_lossy().into_owned();
+    // Evaluation writes sources and derivations to a store: a fresh one, not the user's.
+    let store = tempfile::tempdir().expect("a temporary store");
+    let store = store.path().to_string_lossy().into_owned();
     let log = tempfile::NamedTempFile::new().expect("a temporary log file");
     let output = Command::new("bash")
         .arg("run-conformance.sh")
-        .args(["-e", &format!("{kiln} eval --strict")])
+        .args(["-e", &format!("{kiln} --store {store} eval --strict")])
         .args(["-p", &format!("{kiln} parse -")])
         .args(["-l", &log.path().to_string_lossy()])
         .args(["-j", "2"])

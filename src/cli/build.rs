@@ -7,7 +7,7 @@ use kiln_builder::{LocalExecutor, Options, Plan, SandboxExecutor, Summary};
 use kiln_store::{Store, StorePath};
 
 use super::Context;
-use super::frontend::{EvalArgs, derivations};
+use super::frontend::{EvalArgs, Source, derivations};
 
 mod report;
 
@@ -153,25 +153,23 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// Returns the derivations to build: `.drv` paths as given, and those of evaluated files.
+/// Returns the derivations to build: `.drv` paths as given, and those of evaluated files (or
+/// expressions with `-E`).
 fn roots(store: &Store, cx: &Context, args: &Args) -> anyhow::Result<Vec<StorePath>> {
     let mut roots = Vec::new();
-    let mut files = Vec::new();
+    let mut to_evaluate = Vec::new();
     for p in &args.paths {
         match store.resolve(p) {
-            Ok(path) if path.is_derivation() => roots.push(path),
-            Ok(path) => bail!("`{}` is a store path but not a derivation", store.render(&path)),
-            Err(_) => files.push(p.clone()),
+            Ok(path) if path.is_derivation() && !args.eval.expr => roots.push(path),
+            Ok(path) if !args.eval.expr => {
+                bail!("`{}` is a store path but not a derivation", store.render(&path))
+            }
+            _ => to_evaluate.push(p.clone()),
         }
     }
-    let evaluate = files.into_iter().map(Some).collect::<Vec<_>>();
-    let evaluate = if evaluate.is_empty() && (roots.is_empty() || args.eval.expr.is_some()) {
-        vec![None]
-    } else {
-        evaluate
-    };
-    for file in evaluate {
-        for drv_path in derivations(cx.store_root()?, file, &args.eval)? {
+    if !to_evaluate.is_empty() || roots.is_empty() {
+        let sources = Source::from_args(&to_evaluate, args.eval.expr);
+        for drv_path in derivations(cx.store_root()?, sources, &args.eval)? {
             roots.push(store.dir().parse(&drv_path)?);
         }
     }

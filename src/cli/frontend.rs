@@ -1,22 +1,25 @@
-//! Evaluating a file for the commands that build: load it (or an expression), call it with the
-//! `--arg`s, select the `-A` paths, and collect the derivations found, with the real store
-//! behind the evaluator (`StoreIo`), so their `.drv` files are written on the way.
+//! What the evaluating commands share: the evaluation flags, making an evaluator over the real
+//! store (`StoreIo`), loading a file or an expression, the `--arg`s, running on a thread with a
+//! large stack, and collecting the derivations of a value for `build` and `instantiate`.
 
 use std::path::{Path, PathBuf};
 use std::rc::Rc;
 
 use anyhow::{Context as _, bail};
+use kiln_evaluator::io::EvalIo;
+use kiln_evaluator::lower::Expr;
 use kiln_evaluator::value::{AttrEntry, Attrs, Symbol, Thunk};
 use kiln_evaluator::{Diagnostic, EvalOptions, Evaluator, Value};
 
+use super::eval::{draw, draw_warning};
 use super::store_io::StoreIo;
 
-/// What to evaluate and how, shared by `kiln build` and `kiln instantiate`.
+/// The evaluation flags of `kiln eval`, `kiln instantiate` and `kiln build`.
 #[derive(clap::Args, Debug, Default, Clone)]
 pub(crate) struct EvalArgs {
-    /// Evaluate this expression instead of a file
-    #[arg(short = 'E', long = "expr", value_name = "EXPR")]
-    pub(crate) expr: Option<String>,
+    /// Treat the positional arguments as expressions instead of files
+    #[arg(short = 'E', long = "expr")]
+    pub(crate) expr: bool,
     /// Select an attribute of the result (can be repeated)
     #[arg(short = 'A', long = "attr", value_name = "ATTRPATH")]
     pub(crate) attr: Vec<String>,
@@ -29,99 +32,174 @@ pub(crate) struct EvalArgs {
     /// Add a search path entry (`PATH` or `PREFIX=PATH`) for `<...>` lookups (can be repeated)
     #[arg(short = 'I', value_name = "PATH")]
     pub(crate) include: Vec<String>,
-    /// Show the complete trace of an evaluation error
+    /// Show the complete trace of an error
     #[arg(long)]
     pub(crate) show_trace: bool,
+    /// Show the short trace (the default)
+    #[arg(long, hide = true)]
+    pub(crate) no_show_trace: bool,
+    /// Maximum depth of function calls
+    #[arg(long, value_name = "N")]
+    pub(crate) max_call_depth: Option<usize>,
+    /// Enable experimental features (`parse-toml-timestamps`)
+    #[arg(long = "extra-experimental-features", value_name = "FEATURES")]
+    pub(crate) experimental: Vec<String>,
 }
 
-/// Evaluates `file` (or `args.expr`) and returns the `.drv` paths of the derivations among the
-/// selected values.
-/// Evaluation errors are drawn on stderr; the returned error then only says evaluation failed.
-pub(crate) fn derivations(
-    store_root: PathBuf,
-    file: Option<String>,
-    args: &EvalArgs,
-) -> anyhow::Result<Vec<String>> {
-    let args = args.clone();
-    let result = std::thread::Builder::new()
+impl EvalArgs {
+    /// Tells whether errors show their whole trace.
+    pub(crate) fn full_trace(&self) -> bool {
+        self.show_trace && !self.no_show_trace
+    }
+}
+
+/// How an evaluating command failed: its diagnostics are already drawn, or a plain error.
+pub(crate) enum Failure {
+    Drawn,
+    Plain(anyhow::Error),
+}
+
+impl<E: Into<anyhow::Error>> From<E> for Failure {
+    fn from(e: E) -> Self {
+        Failure::Plain(e.into())
+    }
+}
+
+/// Runs `f` on a thread with a 1 GiB stack (evaluation recurses). Drawn failures end the
+/// process with status 1, as their message is already on the screen.
+pub(crate) fn on_big_stack<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
+) -> anyhow::Result<T> {
+    let joined = std::thread::Builder::new()
         .name("eval".into())
         .stack_size(1 << 30)
-        .spawn(move || collect(store_root, file, &args))
+        .spawn(f)
         .context("cannot start the evaluation thread")?
         .join();
-    match result {
-        Ok(found) => found,
+    match joined {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(Failure::Plain(e))) => Err(e),
+        Ok(Err(Failure::Drawn)) => std::process::exit(1),
         Err(_) => bail!("the evaluator crashed"),
     }
 }
 
-fn collect(
-    store_root: PathBuf,
-    file: Option<String>,
-    args: &EvalArgs,
-) -> anyhow::Result<Vec<String>> {
+/// Makes an evaluator over `io` (`StoreIo` for the real store) with the command line's options.
+pub(crate) fn make_evaluator(
+    io: Box<dyn EvalIo>,
+    include: &[String],
+    max_call_depth: Option<usize>,
+    experimental: &[String],
+) -> Evaluator {
     let nix_path = std::env::var("NIX_PATH")
-        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_owned).collect())
+        .map(|p| p.split(':').filter(|s| !s.is_empty()).map(str::to_string).collect())
         .unwrap_or_default();
     let opts = EvalOptions {
-        search_path: args.include.clone(),
+        search_path: include.to_vec(),
         nix_path,
         home: std::env::var("HOME").ok(),
-        system: format!("{}-{}", std::env::consts::ARCH, std::env::consts::OS),
-        max_call_depth: 10_000,
+        system: current_system(),
+        max_call_depth: max_call_depth.unwrap_or(10_000),
         impure: true,
-        experimental: Vec::new(),
+        experimental: experimental
+            .iter()
+            .flat_map(|f| f.split_whitespace())
+            .map(str::to_string)
+            .collect(),
     };
-    let mut ev = Evaluator::new(Box::new(StoreIo::new(store_root)), opts);
-    let cwd = std::env::current_dir()?;
-    let loaded = match &args.expr {
-        Some(text) => ev.load("«string»".into(), None, text.as_str().into(), &cwd),
-        None => {
-            let mut path = cwd.join(file.as_deref().unwrap_or("default.nix"));
-            if path.is_dir() {
-                path = path.join("default.nix");
-            }
-            let path = PathBuf::from(kiln_evaluator::lower::canon_path(&path.to_string_lossy()));
-            let text = std::fs::read_to_string(&path)
-                .with_context(|| format!("cannot read `{}`", path.display()))?;
-            let dir = path.parent().map(Path::to_path_buf).unwrap_or(cwd.clone());
-            ev.load(path.to_string_lossy().into_owned(), Some(path), text.into(), &dir)
-        }
-    };
-    let failed = |ev: &Evaluator, diags: &[Diagnostic]| {
-        super::eval::draw(&ev.sources, diags, args.show_trace);
-        anyhow::anyhow!("evaluation failed")
-    };
-    let expr = loaded.map_err(|d| failed(&ev, &d))?;
-    let auto_args = auto_args(&mut ev, args, &cwd).map_err(|d| failed(&ev, &[*d]))?;
-    let root = ev.eval_root(&expr).map_err(|d| failed(&ev, &[*d]))?;
-    let paths = if args.attr.is_empty() { vec![String::new()] } else { args.attr.clone() };
-    let mut found = Vec::new();
-    for path in paths {
-        let value =
-            ev.select_attr_path(&root, &path, &auto_args).map_err(|d| failed(&ev, &[*d]))?;
-        find(&mut ev, value, &path, 0, &mut found).map_err(|d| failed(&ev, &[*d]))?;
-    }
-    if found.is_empty() {
-        bail!("the expression has no derivations to build");
-    }
-    Ok(found)
+    Evaluator::new(io, opts)
 }
 
-/// The `--arg`/`--argstr` values as an attribute set.
-fn auto_args(
+/// The system double as Nix names it (`x86_64-linux`, `aarch64-darwin`).
+fn current_system() -> String {
+    let arch = std::env::consts::ARCH;
+    let os = match std::env::consts::OS {
+        "macos" => "darwin",
+        os => os,
+    };
+    format!("{arch}-{os}")
+}
+
+/// What to evaluate: an expression, or a file (`-` for stdin; a folder means its
+/// `default.nix`).
+pub(crate) enum Source {
+    Expr(String),
+    File(String),
+}
+
+impl Source {
+    /// The sources the positional arguments name (`./default.nix` if none).
+    pub(crate) fn from_args(positional: &[String], expr: bool) -> Vec<Source> {
+        match (positional.is_empty(), expr) {
+            (true, true) => vec![Source::Expr(String::new())],
+            (true, false) => vec![Source::File("default.nix".into())],
+            (false, true) => positional.iter().map(|e| Source::Expr(e.clone())).collect(),
+            (false, false) => positional.iter().map(|f| Source::File(f.clone())).collect(),
+        }
+    }
+}
+
+/// Loads a source, drawing its errors and warnings.
+pub(crate) fn load(
     ev: &mut Evaluator,
-    args: &EvalArgs,
-    cwd: &Path,
-) -> Result<Rc<Attrs>, Box<Diagnostic>> {
+    source: &Source,
+    full_trace: bool,
+) -> Result<Rc<Expr>, Failure> {
+    let cwd = std::env::current_dir()?;
+    let loaded = match source {
+        Source::Expr(text) => ev.load("«string»".into(), None, text.as_str().into(), &cwd),
+        Source::File(file) if file == "-" => {
+            let mut text = String::new();
+            std::io::Read::read_to_string(&mut std::io::stdin(), &mut text)
+                .context("cannot read stdin")?;
+            ev.load("«stdin»".into(), None, text.into(), &cwd)
+        }
+        Source::File(file) => {
+            let mut p = cwd.join(file);
+            if p.is_dir() {
+                p = p.join("default.nix");
+            }
+            let abs = PathBuf::from(kiln_evaluator::lower::canon_path(&p.to_string_lossy()));
+            let bytes =
+                std::fs::read(&abs).with_context(|| format!("cannot read `{}`", abs.display()))?;
+            // FIXME: Nix source is bytes; kiln reads it as UTF-8 and rejects other files.
+            let text = String::from_utf8(bytes)
+                .with_context(|| format!("`{}` is not valid UTF-8", abs.display()))?;
+            let dir = abs.parent().map(Path::to_path_buf).unwrap_or(cwd);
+            ev.load(abs.to_string_lossy().into_owned(), Some(abs), text.into(), &dir)
+        }
+    };
+    flush_warnings(ev);
+    loaded.map_err(|diags| {
+        draw(&ev.sources, &diags, full_trace);
+        Failure::Drawn
+    })
+}
+
+/// Draws the warnings reported so far.
+pub(crate) fn flush_warnings(ev: &mut Evaluator) {
+    for w in ev.take_warnings() {
+        draw_warning(&ev.sources, &w);
+    }
+}
+
+/// Draws an evaluation error (after any pending warnings).
+pub(crate) fn fail(ev: &mut Evaluator, d: Diagnostic, full_trace: bool) -> Failure {
+    flush_warnings(ev);
+    draw(&ev.sources, &[d], full_trace);
+    Failure::Drawn
+}
+
+/// The `--arg`/`--argstr` values as an attribute set; `--arg` values are evaluated lazily.
+pub(crate) fn auto_args(ev: &mut Evaluator, args: &EvalArgs) -> Result<Rc<Attrs>, Box<Diagnostic>> {
+    let cwd = std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/"));
     let mut attrs = Attrs::new();
     for pair in args.arg.chunks(2) {
         let [name, expr] = pair else { continue };
         let e = ev
-            .load("«string»".into(), None, expr.as_str().into(), cwd)
+            .load("«string»".into(), None, expr.as_str().into(), &cwd)
             .map_err(|mut ds| Box::new(ds.remove(0)))?;
-        let value = ev.lazy_root(&e);
-        attrs.insert(Symbol::new(name), AttrEntry { value, pos: None });
+        attrs.insert(Symbol::new(name), AttrEntry { value: ev.lazy_root(&e), pos: None });
     }
     for pair in args.argstr.chunks(2) {
         let [name, s] = pair else { continue };
@@ -133,41 +211,72 @@ fn auto_args(
     Ok(Rc::new(attrs))
 }
 
+/// Evaluates the sources and returns the `.drv` paths of the derivations among the selected
+/// values (writing the `.drv` files on the way).
+pub(crate) fn derivations(
+    store_root: PathBuf,
+    sources: Vec<Source>,
+    args: &EvalArgs,
+) -> anyhow::Result<Vec<String>> {
+    let args = args.clone();
+    on_big_stack(move || {
+        let trace = args.full_trace();
+        let io = Box::new(StoreIo::new(store_root));
+        let mut ev = make_evaluator(io, &args.include, args.max_call_depth, &args.experimental);
+        let mut found = Vec::new();
+        for source in &sources {
+            let expr = load(&mut ev, source, trace)?;
+            let auto_args = auto_args(&mut ev, &args).map_err(|d| fail(&mut ev, *d, trace))?;
+            let root = ev.eval_root(&expr).map_err(|d| fail(&mut ev, *d, trace))?;
+            let paths = if args.attr.is_empty() { vec![String::new()] } else { args.attr.clone() };
+            for path in paths {
+                let value = ev
+                    .select_attr_path(&root, &path, &auto_args)
+                    .map_err(|d| fail(&mut ev, *d, trace))?;
+                find(&mut ev, value, 0, &mut found).map_err(|d| fail(&mut ev, *d, trace))?;
+            }
+        }
+        flush_warnings(&mut ev);
+        if found.is_empty() {
+            return Err(Failure::Plain(anyhow::anyhow!(
+                "the expression has no derivations to build"
+            )));
+        }
+        Ok(found)
+    })
+}
+
 /// Collects derivations as `nix-build` does: a derivation; the derivations among a set's
 /// attributes (and within sets marked `recurseForDerivations`); the elements of a list.
 fn find(
     ev: &mut Evaluator,
     value: Value,
-    path: &str,
     depth: usize,
     out: &mut Vec<String>,
 ) -> Result<(), Box<Diagnostic>> {
-    let join =
-        |name: &str| if path.is_empty() { name.to_owned() } else { format!("{path}.{name}") };
     match value {
         Value::Attrs(attrs) => {
             if let Some(drv_path) = drv_path(ev, &attrs)? {
                 out.push(drv_path);
                 return Ok(());
             }
-            let recurse = depth == 0 || is_true(ev, &attrs, "recurseForDerivations")?;
-            if !recurse {
+            if depth > 0 && !is_true(ev, &attrs, "recurseForDerivations")? {
                 return Ok(());
             }
-            for (name, entry) in attrs.iter() {
+            for entry in attrs.values() {
                 let v = ev.force(&entry.value)?;
                 if let Value::Attrs(inner) = &v
                     && (drv_path(ev, inner)?.is_some()
                         || is_true(ev, inner, "recurseForDerivations")?)
                 {
-                    find(ev, v, &join(name.as_str()), depth + 1, out)?;
+                    find(ev, v, depth + 1, out)?;
                 }
             }
         }
         Value::List(items) => {
-            for (i, item) in items.iter().enumerate() {
+            for item in items.iter() {
                 let v = ev.force(item)?;
-                find(ev, v, &join(&i.to_string()), depth + 1, out)?;
+                find(ev, v, depth + 1, out)?;
             }
         }
         _ => {}

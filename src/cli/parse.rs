@@ -41,7 +41,9 @@ fn run_here(args: Args) -> anyhow::Result<()> {
     };
     let dir: PathBuf =
         path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(cwd.clone());
-    let mut ev = super::eval::make_evaluator(&[], None, &[]);
+    // Parsing never reaches the store.
+    let io = Box::new(kiln_evaluator::PlainIo::default());
+    let mut ev = super::frontend::make_evaluator(io, &[], None, &[]);
     match ev.load(name, path, text.into(), &dir) {
         Ok(expr) => {
             let text = kiln_evaluator::show::show(&expr);

@@ -92,11 +92,11 @@ impl Completer for Helper {
 }
 
 /// Runs `kiln repl` on a thread with a large stack.
-pub(crate) fn run(args: Args) -> anyhow::Result<()> {
+pub(crate) fn run(args: Args, store_root: PathBuf) -> anyhow::Result<()> {
     std::thread::Builder::new()
         .name("repl".into())
         .stack_size(1 << 30)
-        .spawn(move || run_here(args))
+        .spawn(move || run_here(args, store_root))
         .context("cannot start the evaluation thread")?
         .join()
         .map_err(|_| anyhow::anyhow!("the evaluator crashed"))?
@@ -108,8 +108,9 @@ fn history_path() -> Option<PathBuf> {
     Some(dir.join("kiln/repl-history"))
 }
 
-fn run_here(args: Args) -> anyhow::Result<()> {
-    let ev = super::eval::make_evaluator(&args.include, None, &[]);
+fn run_here(args: Args, store_root: PathBuf) -> anyhow::Result<()> {
+    let io = Box::new(super::store_io::StoreIo::new(store_root));
+    let ev = super::frontend::make_evaluator(io, &args.include, None, &[]);
     let cwd = std::env::current_dir().context("cannot find the current directory")?;
     let session =
         Rc::new(Session { ev: RefCell::new(ev), scope: RefCell::new(Rc::new(Attrs::new())), cwd });
@@ -235,7 +236,8 @@ mod tests {
     use super::*;
 
     fn session() -> Rc<Session> {
-        let ev = super::super::eval::make_evaluator(&[], None, &[]);
+        let io = Box::new(kiln_evaluator::PlainIo::default());
+        let ev = super::super::frontend::make_evaluator(io, &[], None, &[]);
         Rc::new(Session {
             ev: RefCell::new(ev),
             scope: RefCell::new(Rc::new(Attrs::new())),
