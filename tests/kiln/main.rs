@@ -3,5 +3,6 @@
 mod build;
 mod derivation;
 mod nix_files;
+mod pkgs;
 mod store;
 mod support;
