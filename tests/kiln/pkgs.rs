@@ -64,7 +64,7 @@ fn finished(events: &[Value], status: &str) -> BTreeSet<String> {
             let drv = e["drv"].as_str().unwrap();
             let name = &drv[drv.rfind('/').unwrap() + 34..drv.len() - 4];
             match name
-                .rfind(|c: char| c == '-')
+                .rfind('-')
                 .filter(|&i| name[i + 1..].starts_with(|c: char| c.is_ascii_digit()))
             {
                 Some(i) => name[..i].to_owned(),
