@@ -157,7 +157,7 @@ fn run_builder(
         inputs: &inputs,
         outputs: &outputs,
     };
-    job.env = environment(store, drv, &executor.build_dir_inside(&job), options);
+    job.env = environment(drv, &executor.build_dir_inside(&job), options);
 
     let mut log_file = LogWriter::create(log_path)?;
     let started = Instant::now();
@@ -525,24 +525,17 @@ fn already_built(
     Ok(Some(done))
 }
 
-/// The builder's environment: the derivation's attributes plus a fixed set of variables, and
-/// nothing from the environment kiln itself runs in.
-fn environment(
-    store: &Store,
-    drv: &Derivation,
-    build_dir: &Path,
-    options: &Options,
-) -> BTreeMap<String, String> {
-    let mut env = drv.env.clone();
-    let dir = build_dir.to_string_lossy().into_owned();
-    for key in ["NIX_BUILD_TOP", "TMPDIR", "TEMPDIR", "TMP", "TEMP"] {
-        env.insert(key.into(), dir.clone());
-    }
-    env.insert("HOME".into(), "/homeless-shelter".into());
-    env.insert("PATH".into(), "/path-not-set".into());
-    env.insert("TZ".into(), "UTC".into());
-    env.insert("SOURCE_DATE_EPOCH".into(), "1".into());
-    env.insert("NIX_STORE".into(), store.dir().as_str().into());
-    env.insert("NIX_BUILD_CORES".into(), options.cores.to_string());
+/// The builder's environment: a fixed set of variables, then the derivation's attributes
+/// (which may override them, as in Nix), and nothing from the environment kiln runs in.
+fn environment(drv: &Derivation, build_dir: &Path, options: &Options) -> BTreeMap<String, String> {
+    let mut env = BTreeMap::from([
+        ("TMPDIR".to_owned(), build_dir.to_string_lossy().into_owned()),
+        ("HOME".to_owned(), "/homeless-shelter".to_owned()),
+        ("PATH".to_owned(), "/path-not-set".to_owned()),
+        ("TZ".to_owned(), "UTC".to_owned()),
+        ("SOURCE_DATE_EPOCH".to_owned(), "1".to_owned()),
+        ("NIX_BUILD_CORES".to_owned(), options.cores.to_string()),
+    ]);
+    env.extend(drv.env.iter().map(|(k, v)| (k.clone(), v.clone())));
     env
 }

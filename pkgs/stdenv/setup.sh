@@ -26,7 +26,7 @@ done
 export CC="${CC:-cc}" CPPFLAGS LDFLAGS CFLAGS="${CFLAGS:--O2}"
 # Builds are reproducible: no build path or time in the outputs.
 export SOURCE_DATE_EPOCH=1 ZERO_AR_DATE=1
-CFLAGS="$CFLAGS -ffile-prefix-map=$NIX_BUILD_TOP=/build"
+CFLAGS="$CFLAGS -ffile-prefix-map=$TMPDIR=/build"
 
 jobs=${NIX_BUILD_CORES:-1}
 

@@ -301,6 +301,7 @@ echo "pwd=$(/bin/pwd)"
 echo "interfaces=$(/bin/grep -c : /proc/net/dev)"
 echo "processes=$(/bin/ls /proc | /bin/grep -c '^[0-9]')"
 echo "home=$HOME path=$PATH tmp=$TMPDIR"
+echo "env=$(/usr/bin/env | /usr/bin/cut -d= -f1 | LC_ALL=C /usr/bin/sort | /usr/bin/tr '\n' ' ')"
 } > $out
 "#;
     let probe = g.drv("probe", script, &[]);
@@ -321,6 +322,8 @@ echo "home=$HOME path=$PATH tmp=$TMPDIR"
         "pwd=/build",
         "interfaces=1",
         "home=/homeless-shelter path=/path-not-set tmp=/build",
+        // The derivation's attributes, the fixed variables and the shell's own `PWD`: no more.
+        "env=HOME NIX_BUILD_CORES PATH PWD SOURCE_DATE_EPOCH TMPDIR TZ __impureHostDeps builder name out ",
     ] {
         assert!(report.lines().any(|l| l == line), "expected `{line}` in:\n{report}");
     }
