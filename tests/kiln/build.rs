@@ -6,7 +6,7 @@ use std::process::Stdio;
 use kiln_store::{Blake3Hash, Derivation, DerivationOutput, Store, StorePath};
 use serde_json::Value;
 
-use crate::support::{TestStore, assert_success};
+use crate::support::{TestStore, assert_success, summary};
 
 /// The host paths a `/bin/sh` builder needs on Debian.
 const HOST_DEPS: &str = "/bin /usr /lib /lib64";
@@ -109,28 +109,6 @@ fn diamond(g: &mut Graph<'_>, leaf_text: &str, right_text: &str) -> [StorePath; 
     [leaf, left, right, top]
 }
 
-/// Runs `kiln build --json` and returns the events, asserting the exit status.
-fn build_json(s: &TestStore, args: &[&str], succeed: bool) -> Vec<Value> {
-    let out =
-        s.kiln().arg("build").arg("--json").args(args).current_dir(s.tmp.path()).output().unwrap();
-    if succeed {
-        assert_success(&out, &args);
-    } else {
-        assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
-    }
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn summary(events: &[Value]) -> &Value {
-    let last = events.last().expect("at least a summary");
-    assert_eq!(last["event"], "summary");
-    last
-}
-
 #[test]
 fn builds_all_then_nothing_then_exactly_what_changed() {
     let s = TestStore::new();
@@ -139,7 +117,7 @@ fn builds_all_then_nothing_then_exactly_what_changed() {
     let [leaf, left, right, top] = diamond(&mut g, "one", "right");
     let top_abs = store.render(&top);
 
-    let events = build_json(&s, &[&top_abs], true);
+    let events = s.build_json(&[&top_abs], true);
     assert_eq!(events[0]["event"], "plan");
     assert_eq!(events[0]["to_build"].as_array().unwrap().len(), 4);
     let sum = summary(&events);
@@ -173,12 +151,12 @@ fn builds_all_then_nothing_then_exactly_what_changed() {
     assert_eq!(roots.len(), 1);
 
     // A second build builds nothing.
-    let sum = summary(&build_json(&s, &[&top_abs], true)).clone();
+    let sum = summary(&s.build_json(&[&top_abs], true)).clone();
     assert_eq!((sum["built"].as_u64(), sum["reused"].as_u64()), (Some(0), Some(1)), "{sum}");
 
     // Changing the leaf rebuilds everything that depends on it.
     let [_, _, _, top2] = diamond(&mut g, "two", "right");
-    let sum = summary(&build_json(&s, &[&store.render(&top2)], true)).clone();
+    let sum = summary(&s.build_json(&[&store.render(&top2)], true)).clone();
     assert_eq!(sum["built"].as_u64(), Some(4), "{sum}");
     assert_eq!(
         std::fs::read_to_string(format!("{}/both", g.out(&top2))).unwrap(),
@@ -187,7 +165,7 @@ fn builds_all_then_nothing_then_exactly_what_changed() {
 
     // Changing one side rebuilds that side and the top only.
     let [_, _, _, top3] = diamond(&mut g, "two", "RIGHT");
-    let events = build_json(&s, &[&store.render(&top3)], true);
+    let events = s.build_json(&[&store.render(&top3)], true);
     let built: BTreeSet<&str> = events
         .iter()
         .filter(|e| e["event"] == "finish" && e["status"] == "built")
@@ -233,7 +211,7 @@ fn failures_are_reported_and_keep_going_builds_the_rest() {
     assert!(err.contains("the builder did not produce output `out` at `"), "{err}");
 
     let all = [&after_bad, &fine].map(|p| store.render(p));
-    let events = build_json(&s, &["--keep-going", "--no-link", &all[0], &all[1]], false);
+    let events = s.build_json(&["--keep-going", "--no-link", &all[0], &all[1]], false);
     let sum = summary(&events);
     assert_eq!(
         (sum["built"].as_u64(), sum["failed"].as_u64(), sum["skipped"].as_u64()),
@@ -395,7 +373,7 @@ fn kill_during_a_build_then_rerun_succeeds() {
         !store.is_valid(&store.resolve(&g.out(&slow)).unwrap()).unwrap(),
         "a killed build leaves no valid output"
     );
-    let events = build_json(&s, &["--no-link", &store.render(&slow)], true);
+    let events = s.build_json(&["--no-link", &store.render(&slow)], true);
     let sum = summary(&events);
     assert_eq!((sum["built"].as_u64(), sum["reused"].as_u64()), (Some(1), Some(1)), "{sum}");
     assert_eq!(std::fs::read_to_string(g.out(&slow)).unwrap(), "first\n");
@@ -446,7 +424,7 @@ fn content_addressed_builds_stop_where_nothing_changed() {
     let store = s.open();
     let mut g = Graph::new(&store);
     let [_, _, _, top] = ca_diamond(&mut g, "one", "first", "right");
-    let events = build_json(&s, &["--no-link", &store.render(&top)], true);
+    let events = s.build_json(&["--no-link", &store.render(&top)], true);
     assert_eq!(summary(&events)["built"].as_u64(), Some(4), "{}", summary(&events));
     let out = Graph::built_out(&events, &top, &store);
     assert_eq!(std::fs::read_to_string(format!("{out}/both")).unwrap(), "left(one)\nright(one)\n");
@@ -455,7 +433,7 @@ fn content_addressed_builds_stop_where_nothing_changed() {
     assert!(store.is_valid(&store.resolve(right_path.trim()).unwrap()).unwrap(), "{right_path}");
 
     // Nothing changed: nothing is built, and the plan says so before running anything.
-    let events = build_json(&s, &["--no-link", &store.render(&top)], true);
+    let events = s.build_json(&["--no-link", &store.render(&top)], true);
     let sum = summary(&events);
     assert_eq!((sum["built"].as_u64(), sum["reused"].as_u64()), (Some(0), Some(1)), "{sum}");
     assert_eq!(Graph::built_out(&events, &top, &store), out);
@@ -464,7 +442,7 @@ fn content_addressed_builds_stop_where_nothing_changed() {
     // is rebuilt, and everything after it is cut off.
     let [_, _, _, top2] = ca_diamond(&mut g, "one", "second", "right");
     assert_ne!(top2, top);
-    let events = build_json(&s, &["--no-link", &store.render(&top2)], true);
+    let events = s.build_json(&["--no-link", &store.render(&top2)], true);
     let sum = summary(&events);
     assert_eq!((sum["built"].as_u64(), sum["cut_off"].as_u64()), (Some(1), Some(3)), "{sum}");
     assert_eq!(
@@ -480,7 +458,7 @@ fn content_addressed_builds_stop_where_nothing_changed() {
 
     // A leaf whose output changes rebuilds everything after it.
     let [_, _, _, top3] = ca_diamond(&mut g, "two", "second", "right");
-    let events = build_json(&s, &["--no-link", &store.render(&top3)], true);
+    let events = s.build_json(&["--no-link", &store.render(&top3)], true);
     let sum = summary(&events);
     assert_eq!((sum["built"].as_u64(), sum["cut_off"].as_u64()), (Some(4), Some(0)), "{sum}");
     let out3 = Graph::built_out(&events, &top3, &store);
@@ -494,7 +472,7 @@ fn content_addressed_outputs_may_refer_to_themselves() {
     let mut g = Graph::new(&store);
     let drv =
         g.ca("selfref", "/bin/mkdir $out; echo $out > $out/me; /bin/ln -s $out/me $out/link", &[]);
-    let events = build_json(&s, &["--no-link", &store.render(&drv)], true);
+    let events = s.build_json(&["--no-link", &store.render(&drv)], true);
     let out = Graph::built_out(&events, &drv, &store);
     assert_eq!(
         std::fs::read_to_string(format!("{out}/me")).unwrap().trim(),
@@ -522,7 +500,7 @@ fn content_addressed_outputs_may_refer_to_themselves() {
 
 /// The explanations of a `--dry-run --explain --json` plan, by derivation file name.
 fn explanations(s: &TestStore, store: &Store, drv: &StorePath) -> BTreeMap<String, Vec<String>> {
-    let events = build_json(s, &["--dry-run", "--explain", &store.render(drv)], true);
+    let events = s.build_json(&["--dry-run", "--explain", &store.render(drv)], true);
     assert_eq!(events.len(), 1, "a dry run prints the plan only");
     events[0]["to_build"]
         .as_array()
@@ -549,7 +527,7 @@ fn explain_names_the_reason() {
     let first = explanations(&s, &store, &top);
     assert_eq!(first.len(), 4);
     assert_eq!(first["leaf.drv"], ["never built: no earlier build of `leaf` is recorded"]);
-    build_json(&s, &["--no-link", &store.render(&top)], true);
+    s.build_json(&["--no-link", &store.render(&top)], true);
 
     // The leaf's script changed: its attributes changed, and the others' input changed.
     let [_, _, _, top2] = diamond(&mut g, "two", "right");
@@ -568,7 +546,7 @@ fn explain_names_the_reason() {
 
     // A failed attempt is remembered.
     let bad = g.drv("flaky", "exit 3", &[]);
-    build_json(&s, &["--no-link", &store.render(&bad)], false);
+    s.build_json(&["--no-link", &store.render(&bad)], false);
     let why = explanations(&s, &store, &bad);
     assert_eq!(why["flaky.drv"][0], "a previous attempt failed: the builder exited with status 3");
 }
@@ -579,7 +557,7 @@ fn explain_says_when_a_content_addressed_rebuild_may_be_cut_off() {
     let store = s.open();
     let mut g = Graph::new(&store);
     let [_, _, _, top] = ca_diamond(&mut g, "one", "first", "right");
-    build_json(&s, &["--no-link", &store.render(&top)], true);
+    s.build_json(&["--no-link", &store.render(&top)], true);
     let [_, _, _, top2] = ca_diamond(&mut g, "one", "second", "right");
     let why = explanations(&s, &store, &top2);
     assert_eq!(why["leaf.drv"], ["attributes changed since the previous build: `args`"]);
@@ -589,8 +567,8 @@ fn explain_says_when_a_content_addressed_rebuild_may_be_cut_off() {
     );
 
     // After the build, the plan of the same graph is empty: everything was cut off or reused.
-    build_json(&s, &["--no-link", &store.render(&top2)], true);
-    let events = build_json(&s, &["--dry-run", "--explain", &store.render(&top2)], true);
+    s.build_json(&["--no-link", &store.render(&top2)], true);
+    let events = s.build_json(&["--dry-run", "--explain", &store.render(&top2)], true);
     assert_eq!(events[0]["to_build"].as_array().unwrap().len(), 0);
 }
 
@@ -601,7 +579,7 @@ fn logs_are_kept_compressed_and_shown_by_kiln_log() {
     let mut g = Graph::new(&store);
     let drv =
         g.drv("chatty", "echo hello from the build; echo to stderr >&2; echo done > $out", &[]);
-    build_json(&s, &[&store.render(&drv)], true);
+    s.build_json(&[&store.render(&drv)], true);
     let file = s.root().join(format!("logs/{drv}.log.gz"));
     assert_eq!(&std::fs::read(&file).unwrap()[..2], &[0x1f, 0x8b], "gzip-compressed");
     let want = "hello from the build\nto stderr\n";
@@ -727,8 +705,7 @@ fn fetchurl_finds_files_in_mirrors_by_name_and_by_hash() {
     let zlib =
         g.fixed("zlib-1.2.13.tar.bz2", "https://zlib.net/zlib-1.2.13.tar.bz2", None, zlib_hash);
     let mirror_arg = mirror.to_str().unwrap();
-    let events = build_json(
-        &s,
+    let events = s.build_json(
         &["--no-link", "--mirror", mirror_arg, &store.render(&hello), &store.render(&zlib)],
         true,
     );
@@ -791,7 +768,7 @@ fn fetchurl_downloads_from_an_http_mirror() {
         sha2::Sha256::digest(b"served over http\n").iter().map(|b| format!("{b:02x}")).collect()
     };
     let drv = g.fixed("data-1.0.txt", "https://example.invalid/data-1.0.txt", None, &sha256);
-    let events = build_json(&s, &["--no-link", "--mirror", &url, &store.render(&drv)], true);
+    let events = s.build_json(&["--no-link", "--mirror", &url, &store.render(&drv)], true);
     let log_lines: Vec<&str> = events
         .iter()
         .filter(|e| e["event"] == "log")
@@ -835,7 +812,7 @@ fn check_rebuilds_and_compares() {
     let random = g.drv("random", "/bin/mkdir $out; echo same > $out/same; /bin/cat /proc/sys/kernel/random/uuid > $out/random", &[]);
     let paths = [&steady, &selfref].map(|d| store.render(d));
 
-    let events = build_json(&s, &["--no-link", "--check", &paths[0], &paths[1]], true);
+    let events = s.build_json(&["--no-link", "--check", &paths[0], &paths[1]], true);
     let checks: Vec<&Value> = events.iter().filter(|e| e["event"] == "check").collect();
     assert_eq!(checks.len(), 2, "{events:?}");
     assert!(checks.iter().all(|c| c["identical"] == true), "{checks:?}");

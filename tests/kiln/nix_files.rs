@@ -2,7 +2,7 @@
 
 use serde_json::Value;
 
-use crate::support::{TestStore, write};
+use crate::support::{TestStore, summary, write};
 
 /// A chain `leaf -> middle -> top` whose leaf prints `--argstr text`, with a comment in the
 /// leaf's script from `--argstr comment`; `--arg ca true` makes every derivation
@@ -25,11 +25,7 @@ in { inherit leaf middle top; }
 "#;
 
 fn build(s: &TestStore, args: &[&str]) -> Value {
-    let out =
-        s.kiln().arg("build").arg("--json").args(args).current_dir(s.tmp.path()).output().unwrap();
-    crate::support::assert_success(&out, &args);
-    let stdout = String::from_utf8(out.stdout).unwrap();
-    serde_json::from_str(stdout.lines().last().unwrap()).unwrap()
+    summary(&s.build_json(args, true)).clone()
 }
 
 fn counts(summary: &Value) -> (u64, u64, u64) {

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use serde_json::Value;
 
-use crate::support::{TestStore, assert_success};
+use crate::support::{TestStore, summary};
 
 fn upstream() -> Option<PathBuf> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/upstream");
@@ -37,22 +37,10 @@ fn bzip2_overlay(addition: &str) -> String {
 
 /// Runs `kiln build --json` on the package set and returns its events.
 fn build(s: &TestStore, mirror: &Path, args: &[&str]) -> Vec<Value> {
-    let out = s
-        .kiln()
-        .args(["build", "--json", "--no-link", "--mirror", mirror.to_str().unwrap(), &pkgs()])
-        .args(args)
-        .output()
-        .unwrap();
-    assert_success(&out, &args);
-    String::from_utf8(out.stdout)
-        .unwrap()
-        .lines()
-        .map(|l| serde_json::from_str(l).unwrap())
-        .collect()
-}
-
-fn summary(events: &[Value]) -> &Value {
-    events.last().filter(|e| e["event"] == "summary").expect("a summary last")
+    let pkgs = pkgs();
+    let mut all = vec!["--no-link", "--mirror", mirror.to_str().unwrap(), &pkgs];
+    all.extend_from_slice(args);
+    s.build_json(&all, true)
 }
 
 /// The names (without version) of the derivations that finished with `status`.

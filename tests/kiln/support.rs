@@ -50,6 +50,29 @@ impl TestStore {
         stderr
     }
 
+    /// Runs `kiln build --json` in the scratch folder and returns its events (one JSON object
+    /// per line), asserting that it succeeded or, if not `succeed`, that it failed.
+    pub(crate) fn build_json(&self, args: &[&str], succeed: bool) -> Vec<serde_json::Value> {
+        let out = self
+            .kiln()
+            .arg("build")
+            .arg("--json")
+            .args(args)
+            .current_dir(self.tmp.path())
+            .output()
+            .unwrap();
+        if succeed {
+            assert_success(&out, &args);
+        } else {
+            assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+        }
+        String::from_utf8(out.stdout)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect()
+    }
+
     /// Opens the store through the library, as a second view of what the commands did.
     pub(crate) fn open(&self) -> kiln_store::Store {
         kiln_store::Store::open(&self.root()).expect("open the store")
@@ -85,4 +108,9 @@ pub(crate) fn nix_store() -> Option<PathBuf> {
         );
     }
     found
+}
+
+/// Returns the summary, the last of a build's JSON events.
+pub(crate) fn summary(events: &[serde_json::Value]) -> &serde_json::Value {
+    events.last().filter(|e| e["event"] == "summary").expect("a build ends with its summary")
 }
