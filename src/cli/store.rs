@@ -1,7 +1,8 @@
 //! `kiln store ...`: adding paths, and querying and exporting what the store holds.
 
+use std::collections::BTreeSet;
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::Context as _;
 use clap::Subcommand;
@@ -51,6 +52,43 @@ pub(crate) enum Command {
         /// Store paths (can be repeated)
         #[arg(required = true)]
         paths: Vec<String>,
+    },
+    /// Show why one store path depends on another: the chain of references, and where each
+    /// hop's files name the next
+    WhyDepends {
+        /// The path that depends
+        from: String,
+        /// The path it depends on
+        to: String,
+        /// Show every path of the closure through which `from` depends on `to`, as a tree
+        #[arg(long)]
+        all: bool,
+    },
+    /// Show the reference tree of a store path (a subtree shown once, then marked)
+    Tree {
+        /// The store path
+        path: String,
+    },
+    /// Print the reference graph of a store path's closure
+    Graph {
+        /// The store path
+        path: String,
+        /// `dot` for Graphviz, `json` for tools
+        #[arg(long, value_parser = ["dot", "json"], default_value = "dot")]
+        format: String,
+    },
+    /// List a folder inside the store (a store path, or a folder in one)
+    Ls {
+        /// The store path, or a path inside one
+        path: String,
+        /// List the folders below too
+        #[arg(short = 'R', long)]
+        recursive: bool,
+    },
+    /// Print a file inside the store
+    Cat {
+        /// A path to a file inside a store path
+        path: String,
     },
 }
 
@@ -106,8 +144,220 @@ pub(crate) fn run(cmd: Command, cx: &Context) -> anyhow::Result<()> {
                 writeln!(out, "{}", store.render(&p))?;
             }
         }
+        Command::WhyDepends { from, to, all } => why_depends(&store, &from, &to, all, &mut out)?,
+        Command::Tree { path } => {
+            let root = store.resolve(&path)?;
+            tree(&store, &root, "", true, &mut BTreeSet::new(), &mut out, true)?;
+        }
+        Command::Graph { path, format } => {
+            graph(&store, &store.resolve(&path)?, &format, &mut out)?
+        }
+        Command::Ls { path, recursive } => {
+            let location = inside(&store, &path)?;
+            // A file is listed by its name; a folder's entries relative to it.
+            let root = match location.parent() {
+                Some(parent) if !location.is_dir() => parent.to_owned(),
+                _ => location.clone(),
+            };
+            ls(&root, &location, recursive, &mut out)?;
+        }
+        Command::Cat { path } => {
+            let location = inside(&store, &path)?;
+            let bytes =
+                std::fs::read(&location).with_context(|| format!("cannot read `{path}`"))?;
+            out.write_all(&bytes)?;
+        }
     }
     out.flush()?;
+    Ok(())
+}
+
+/// Resolves a path inside the store (`/s/abc-x/bin/y`) to a location on disk, refusing paths
+/// that are not valid.
+fn inside(store: &Store, arg: &str) -> anyhow::Result<PathBuf> {
+    let absolute = std::path::absolute(arg)?;
+    let text = absolute.to_string_lossy();
+    let (path, rest) = store.dir().split(&text)?;
+    if !store.is_valid(&path)? {
+        anyhow::bail!("`{}` is not a valid path in the store", store.render(&path));
+    }
+    Ok(store.locate(&path).join(rest))
+}
+
+fn why_depends(
+    store: &Store,
+    from: &str,
+    to: &str,
+    all: bool,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (from, to) = (store.resolve(from)?, store.resolve(to)?);
+    let Some(chain) = store.why_depends(&from, &to)? else {
+        anyhow::bail!("`{}` does not depend on `{}`", store.render(&from), store.render(&to));
+    };
+    let hop = |holder: &StorePath, next: &StorePath| -> anyhow::Result<String> {
+        Ok(match store.find_reference(holder, next)? {
+            Some(site) if site.file.as_os_str().is_empty() => {
+                format!("at byte {}: {}", site.offset, site.context)
+            }
+            Some(site) => {
+                format!("in {} at byte {}: {}", site.file.display(), site.offset, site.context)
+            }
+            None => "registered as a reference, but no file names it now".to_owned(),
+        })
+    };
+    if !all {
+        writeln!(out, "{}", store.render(&chain[0]))?;
+        for (depth, pair) in chain.windows(2).enumerate() {
+            let indent = "    ".repeat(depth);
+            writeln!(out, "{indent}└── {}", store.render(&pair[1]))?;
+            writeln!(out, "{indent}    named {}", hop(&pair[0], &pair[1])?)?;
+        }
+        return Ok(());
+    }
+    // Every path of `from`'s closure that leads to `to`, as a tree.
+    let mut leads = BTreeSet::new();
+    for p in store.closure(std::slice::from_ref(&from))?.0 {
+        if store.why_depends(&p, &to)?.is_some() {
+            leads.insert(p);
+        }
+    }
+    fn walk(
+        store: &Store,
+        p: &StorePath,
+        to: &StorePath,
+        leads: &BTreeSet<StorePath>,
+        depth: usize,
+        seen: &mut BTreeSet<StorePath>,
+        out: &mut impl Write,
+    ) -> anyhow::Result<()> {
+        for r in store.references(p)? {
+            if r == *p || !leads.contains(&r) {
+                continue;
+            }
+            let indent = "    ".repeat(depth);
+            let site = store.find_reference(p, &r)?;
+            let named = site.map_or(String::new(), |s| {
+                format!("  ({} at byte {})", s.file.display(), s.offset)
+            });
+            if !seen.insert(r.clone()) {
+                writeln!(out, "{indent}└── {}{named}  [shown above]", store.render(&r))?;
+                continue;
+            }
+            writeln!(out, "{indent}└── {}{named}", store.render(&r))?;
+            if r != *to {
+                walk(store, &r, to, leads, depth + 1, seen, out)?;
+            }
+        }
+        Ok(())
+    }
+    writeln!(out, "{}", store.render(&from))?;
+    walk(store, &from, &to, &leads, 0, &mut BTreeSet::new(), out)
+}
+
+fn tree(
+    store: &Store,
+    p: &StorePath,
+    indent: &str,
+    last: bool,
+    seen: &mut BTreeSet<StorePath>,
+    out: &mut impl Write,
+    top: bool,
+) -> anyhow::Result<()> {
+    let (branch, below) = match (top, last) {
+        (true, _) => ("", String::new()),
+        (false, true) => ("└── ", format!("{indent}    ")),
+        (false, false) => ("├── ", format!("{indent}│   ")),
+    };
+    let refs: Vec<StorePath> = store.references(p)?.into_iter().filter(|r| r != p).collect();
+    if !seen.insert(p.clone()) && !refs.is_empty() {
+        writeln!(out, "{indent}{branch}{} [shown above]", store.render(p))?;
+        return Ok(());
+    }
+    writeln!(out, "{indent}{branch}{}", store.render(p))?;
+    for (i, r) in refs.iter().enumerate() {
+        tree(store, r, &below, i + 1 == refs.len(), seen, out, false)?;
+    }
+    Ok(())
+}
+
+fn graph(
+    store: &Store,
+    root: &StorePath,
+    format: &str,
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (closure, _) = store.closure(std::slice::from_ref(root))?;
+    let mut edges = Vec::new();
+    for p in &closure {
+        for r in store.references(p)? {
+            if &r != p {
+                edges.push((p.clone(), r));
+            }
+        }
+    }
+    if format == "json" {
+        let value = json!({
+            "root": store.render(root),
+            "nodes": closure.iter().map(|p| {
+                let info = store.query_info(p).ok().flatten();
+                json!({"path": store.render(p), "narSize": info.map(|i| i.nar_size)})
+            }).collect::<Vec<_>>(),
+            "edges": edges.iter().map(|(a, b)| json!({"from": store.render(a), "to": store.render(b)})).collect::<Vec<_>>(),
+        });
+        serde_json::to_writer_pretty(&mut *out, &value)?;
+        writeln!(out)?;
+        return Ok(());
+    }
+    writeln!(out, "digraph closure {{")?;
+    writeln!(out, "  rankdir = LR;")?;
+    for p in &closure {
+        writeln!(out, "  \"{p}\" [label = \"{}\"];", p.name())?;
+    }
+    for (a, b) in &edges {
+        writeln!(out, "  \"{a}\" -> \"{b}\";")?;
+    }
+    writeln!(out, "}}")?;
+    Ok(())
+}
+
+fn ls(root: &Path, location: &Path, recursive: bool, out: &mut impl Write) -> anyhow::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    let meta = std::fs::symlink_metadata(location)
+        .with_context(|| format!("cannot read `{}`", location.display()))?;
+    let show = |p: &Path, m: &std::fs::Metadata, out: &mut dyn Write| -> anyhow::Result<()> {
+        let rel = p.strip_prefix(root).unwrap_or(p);
+        let rel = if rel.as_os_str().is_empty() { Path::new(".") } else { rel };
+        if m.is_symlink() {
+            writeln!(
+                out,
+                "lrwxrwxrwx {:>10}  {} -> {}",
+                0,
+                rel.display(),
+                std::fs::read_link(p)?.display()
+            )?;
+        } else if m.is_dir() {
+            writeln!(out, "dr-xr-xr-x {:>10}  {}/", 0, rel.display())?;
+        } else {
+            let kind =
+                if m.permissions().mode() & 0o100 != 0 { "-r-xr-xr-x" } else { "-r--r--r--" };
+            writeln!(out, "{kind} {:>10}  {}", m.len(), rel.display())?;
+        }
+        Ok(())
+    };
+    if !meta.is_dir() {
+        return show(location, &meta, out);
+    }
+
+    let mut entries: Vec<_> = std::fs::read_dir(location)?.collect::<Result<_, _>>()?;
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let m = std::fs::symlink_metadata(e.path())?;
+        show(&e.path(), &m, out)?;
+        if recursive && m.is_dir() {
+            ls(root, &e.path(), true, out)?;
+        }
+    }
     Ok(())
 }
 

@@ -24,6 +24,7 @@ mod lock;
 pub mod nar;
 pub mod nix32;
 mod path;
+mod query;
 pub mod references;
 
 use std::collections::BTreeSet;
@@ -42,6 +43,7 @@ use error::IoContext;
 pub use hash::{Blake3Hash, HashingWriter};
 pub use lock::LockFile;
 pub use path::{DIGEST_BYTES, DIGEST_CHARS, MAX_NAME_LEN, StoreDir, StorePath, check_name};
+pub use query::ReferenceSite;
 
 /// An open store.
 pub struct Store {
