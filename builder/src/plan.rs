@@ -106,10 +106,18 @@ impl Plan {
             }
         } else {
             let mut missing = Vec::new();
+            let mut present = Vec::new();
             for (name, output) in &drv.outputs {
-                if !store.is_valid(output.path.as_ref().expect("not deferred"))? {
+                let path = output.path.as_ref().expect("not deferred");
+                if store.is_valid(path)? {
+                    present.push(path.clone());
+                } else {
                     missing.push(name.clone());
                 }
+            }
+            // What is reused must not be collected before the build is done with it.
+            if missing.is_empty() && store.add_temp_roots(&present).is_err() {
+                missing.extend(drv.outputs.keys().cloned());
             }
             (!missing.is_empty()).then_some(Reason::MissingOutputs(missing))
         };

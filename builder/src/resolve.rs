@@ -137,7 +137,9 @@ impl<'s> Resolver<'s> {
             realised.insert(output.clone(), found);
         }
         let r = Resolved { path, drv: resolved, realised };
-        if r.is_realised() {
+        let found: Vec<StorePath> = r.realised.values().flatten().cloned().collect();
+        // What is reused must not be collected before the build is done with it.
+        if r.is_realised() && self.store.add_temp_roots(&found).is_ok() {
             self.done.lock().expect("not poisoned").insert(drv_path.clone(), r.clone());
         }
         Ok(Some(r))

@@ -140,6 +140,8 @@ fn run_builder(
         }
     }
     let inputs: BTreeSet<StorePath> = store.closure(&input_roots)?.0.into_iter().collect();
+    // No garbage collection may take the inputs while the build runs.
+    store.add_temp_roots(&inputs.iter().cloned().collect::<Vec<_>>())?;
 
     let tmp = store.root().join("tmp");
     let build_dir = tempfile::Builder::new()

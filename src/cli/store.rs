@@ -85,6 +85,23 @@ pub(crate) enum Command {
         #[arg(short = 'R', long)]
         recursive: bool,
     },
+    /// Delete every path that no root keeps alive, and say what was freed
+    Gc {
+        /// Only print what would be deleted
+        #[arg(long)]
+        dry_run: bool,
+        /// Stop once this much is freed (`500M`, `2G`, or bytes)
+        #[arg(long, value_name = "SIZE", value_parser = ui::parse_size)]
+        max_freed: Option<u64>,
+        /// Keep the outputs of derivations that are kept
+        #[arg(long)]
+        keep_outputs: bool,
+        /// Keep the derivations that built paths that are kept
+        #[arg(long)]
+        keep_derivations: bool,
+    },
+    /// List the garbage collector's roots and what each keeps alive
+    Roots,
     /// Print a file inside the store
     Cat {
         /// A path to a file inside a store path
@@ -160,6 +177,39 @@ pub(crate) fn run(cmd: Command, cx: &Context) -> anyhow::Result<()> {
                 _ => location.clone(),
             };
             ls(&root, &location, recursive, &mut out)?;
+        }
+        Command::Gc { dry_run, max_freed, keep_outputs, keep_derivations } => {
+            let options =
+                kiln_store::GcOptions { dry_run, max_freed, keep_outputs, keep_derivations };
+            let report = store.collect_garbage(&options)?;
+            for p in &report.deleted {
+                writeln!(out, "{}", store.render(p))?;
+            }
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            let n = report.deleted.len();
+            eprintln!(
+                "{verb} {n} path{}, freeing {}{}",
+                if n == 1 { "" } else { "s" },
+                ui::human_size(report.freed),
+                if report.debris > 0 {
+                    format!(" (and {} unregistered leftovers)", report.debris)
+                } else {
+                    String::new()
+                }
+            );
+        }
+        Command::Roots => {
+            for root in store.roots()? {
+                let (closure, size) = store.closure(std::slice::from_ref(&root.path))?;
+                writeln!(
+                    out,
+                    "{} -> {} ({} paths, {})",
+                    root.link.display(),
+                    store.render(&root.path),
+                    closure.len(),
+                    ui::human_size(size)
+                )?;
+            }
         }
         Command::Cat { path } => {
             let location = inside(&store, &path)?;

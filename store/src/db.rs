@@ -470,6 +470,26 @@ impl Db {
             .map_err(self.err("reading the build failures"))
     }
 
+    /// Unregisters paths in one transaction. Fails, changing nothing, if a path that stays
+    /// registered refers to one of them.
+    pub(crate) fn unregister(&mut self, paths: &[StorePath]) -> Result<(), Error> {
+        let path = self.path.clone();
+        let err = |op| err_at(&path, op);
+        let tx = self
+            .conn
+            .transaction_with_behavior(TransactionBehavior::Immediate)
+            .map_err(err("starting a deletion"))?;
+        {
+            let mut delete = tx
+                .prepare_cached("DELETE FROM valid_paths WHERE path = ?1")
+                .map_err(err("deleting paths"))?;
+            for p in paths {
+                delete.execute([p.to_string()]).map_err(err("deleting paths"))?;
+            }
+        }
+        tx.commit().map_err(err("committing a deletion"))
+    }
+
     /// Returns every registered path, sorted.
     pub(crate) fn all_paths(&self) -> Result<Vec<StorePath>, Error> {
         let err = self.err("listing paths");

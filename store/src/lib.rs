@@ -19,6 +19,7 @@ mod db;
 mod derivation;
 mod error;
 mod fsutil;
+mod gc;
 mod hash;
 mod lock;
 pub mod nar;
@@ -40,6 +41,7 @@ pub use derivation::{
 };
 pub use error::Error;
 use error::IoContext;
+pub use gc::{GcOptions, GcReport, GcRoot};
 pub use hash::{Blake3Hash, HashingWriter};
 pub use lock::LockFile;
 pub use path::{DIGEST_BYTES, DIGEST_CHARS, MAX_NAME_LEN, StoreDir, StorePath, check_name};
@@ -57,7 +59,7 @@ impl Store {
     pub fn open(root: &Path) -> Result<Store, Error> {
         std::fs::create_dir_all(root).at("create the store root", root)?;
         let root = std::fs::canonicalize(root).at("resolve the store root", root)?;
-        for sub in ["store", "locks", "tmp", "logs", "gcroots"] {
+        for sub in ["store", "locks", "tmp", "logs", "gcroots", "temproots"] {
             let p = root.join(sub);
             std::fs::create_dir_all(&p).at("create the folder", &p)?;
         }
@@ -176,7 +178,7 @@ impl Store {
         path::check_name(&name)?;
         let (nar_hash, nar_size) = nar::hash_path(src)?;
         let path = self.dir.make_source_path(&nar_hash, &name, [], false)?;
-        if self.is_valid(&path)? {
+        if self.is_valid(&path)? && self.add_temp_roots(std::slice::from_ref(&path)).is_ok() {
             return Ok(path);
         }
         let info = self.new_info(&path, nar_hash, nar_size, BTreeSet::new(), Some("source"));
@@ -230,7 +232,7 @@ impl Store {
         drv_outputs: &[(String, StorePath)],
     ) -> Result<StorePath, Error> {
         let path = self.dir.make_text_path(name, contents, references)?;
-        if self.is_valid(&path)? {
+        if self.is_valid(&path)? && self.add_temp_roots(std::slice::from_ref(&path)).is_ok() {
             return Ok(path);
         }
         let (nar_hash, nar_size) = text_nar_hash(contents);
@@ -360,7 +362,7 @@ impl Store {
                 std::fs::rename(&location, &target).at("move into the store", &target)?;
             }
             fsutil::sync_path(self.dir.as_path())?;
-            self.db().register(&info, &[])?;
+            self.register_rooted(&info, &[])?;
             done.push(info);
         }
         Ok(done)
@@ -403,7 +405,7 @@ impl Store {
         std::fs::rename(location, self.locate(&path))
             .at("move into the store", self.locate(&path))?;
         fsutil::sync_path(self.dir.as_path())?;
-        self.db().register(&info, &[])?;
+        self.register_rooted(&info, &[])?;
         Ok(info)
     }
 
@@ -464,7 +466,7 @@ impl Store {
         let path = &info.path;
         let _lock = LockFile::acquire(&self.root.join("locks").join(format!("{path}.lock")))?;
         // Another process may have finished it while we waited for the lock.
-        if self.is_valid(path)? {
+        if self.is_valid(path)? && self.add_temp_roots(std::slice::from_ref(path)).is_ok() {
             return Ok(());
         }
 
@@ -483,7 +485,7 @@ impl Store {
 
         std::fs::rename(&tmp, &target).at("move into the store", &target)?;
         fsutil::sync_path(self.dir.as_path())?;
-        self.db().register(info, drv_outputs)?;
+        self.register_rooted(info, drv_outputs)?;
         tracing::debug!(path = %path, "registered");
         Ok(())
     }

@@ -26,6 +26,13 @@ impl LockFile {
         Ok(LockFile { file, path: path.to_owned() })
     }
 
+    /// Waits until the lock at `path` is ours, shared with other shared holders.
+    pub fn acquire_shared(path: &Path) -> Result<LockFile, Error> {
+        let file = open(path)?;
+        file.lock_shared().at("lock", path)?;
+        Ok(LockFile { file, path: path.to_owned() })
+    }
+
     /// Takes the lock at `path` if nobody holds it, without waiting.
     pub fn try_acquire(path: &Path) -> Result<Option<LockFile>, Error> {
         let file = open(path)?;

@@ -2,6 +2,7 @@
 
 mod build;
 mod derivation;
+mod gc;
 mod nix_files;
 mod pkgs;
 mod store;
