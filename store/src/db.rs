@@ -111,6 +111,29 @@ pub struct BuildTrace {
     pub duration_ms: u64,
 }
 
+/// The store's reference graph, loaded whole (see [`Db::graph`]).
+pub(crate) struct Graph {
+    /// Every valid path, sorted by path.
+    pub(crate) nodes: Vec<GraphNode>,
+}
+
+pub(crate) struct GraphNode {
+    pub(crate) path: StorePath,
+    pub(crate) nar_size: u64,
+    pub(crate) deriver: Option<StorePath>,
+    /// Indices into `nodes` of the paths this one refers to, itself left out.
+    pub(crate) references: Vec<usize>,
+    /// For a derivation, the paths recorded as its outputs (valid or not).
+    pub(crate) outputs: Vec<StorePath>,
+}
+
+impl Graph {
+    /// Returns the index of a valid path.
+    pub(crate) fn find(&self, path: &StorePath) -> Option<usize> {
+        self.nodes.binary_search_by(|n| n.path.cmp(path)).ok()
+    }
+}
+
 pub(crate) struct Db {
     conn: Connection,
     path: PathBuf,
@@ -488,6 +511,67 @@ impl Db {
             }
         }
         tx.commit().map_err(err("committing a deletion"))
+    }
+
+    /// Reads the whole reference graph in three statements: every valid path with its NAR
+    /// size and deriver, every reference between two different paths, and every recorded
+    /// derivation output. What the collector and the verifier walk, in memory.
+    pub(crate) fn graph(&self) -> Result<Graph, Error> {
+        let err = self.err("reading the reference graph");
+        let mut nodes = Vec::new();
+        let mut index = std::collections::HashMap::new();
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT id, path, nar_size, deriver FROM valid_paths ORDER BY path")
+                .map_err(&err)?;
+            let mut rows = stmt.query([]).map_err(&err)?;
+            while let Some(r) = rows.next().map_err(&err)? {
+                let id: i64 = r.get(0).map_err(&err)?;
+                let path = self.parse_path(&r.get::<_, String>(1).map_err(&err)?)?;
+                let size: i64 = r.get(2).map_err(&err)?;
+                let deriver: Option<String> = r.get(3).map_err(&err)?;
+                index.insert(id, nodes.len());
+                nodes.push(GraphNode {
+                    path,
+                    nar_size: size as u64,
+                    deriver: deriver.map(|d| self.parse_path(&d)).transpose()?,
+                    references: Vec::new(),
+                    outputs: Vec::new(),
+                });
+            }
+        }
+        let node_of = |id: i64| {
+            index
+                .get(&id)
+                .copied()
+                .ok_or_else(|| self.corrupt(format!("reference to row {id}, which is no path")))
+        };
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT referrer, reference FROM refs WHERE referrer != reference")
+                .map_err(&err)?;
+            let mut rows = stmt.query([]).map_err(&err)?;
+            while let Some(r) = rows.next().map_err(&err)? {
+                let (from, to) =
+                    (node_of(r.get(0).map_err(&err)?)?, node_of(r.get(1).map_err(&err)?)?);
+                nodes[from].references.push(to);
+            }
+        }
+        {
+            let mut stmt = self
+                .conn
+                .prepare_cached("SELECT drv, path FROM derivation_outputs")
+                .map_err(&err)?;
+            let mut rows = stmt.query([]).map_err(&err)?;
+            while let Some(r) = rows.next().map_err(&err)? {
+                let drv = node_of(r.get(0).map_err(&err)?)?;
+                let out = self.parse_path(&r.get::<_, String>(1).map_err(&err)?)?;
+                nodes[drv].outputs.push(out);
+            }
+        }
+        Ok(Graph { nodes })
     }
 
     /// Returns every registered path, sorted.

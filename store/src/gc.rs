@@ -18,6 +18,7 @@ use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use crate::db::Graph;
 use crate::error::{Error, IoContext};
 use crate::lock::LockFile;
 use crate::{PathInfo, Store, StorePath, fsutil};
@@ -174,91 +175,51 @@ impl Store {
     }
 
     /// Deletes every valid path that no root keeps alive (or says which, with `dry_run`).
+    ///
+    /// The reference graph is read once; the live set is one walk over it in memory. Dead
+    /// paths are unregistered in batches of [`GC_BATCH`], one transaction each, and each
+    /// batch's files go after its transaction commits.
     pub fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport, Error> {
         let _gc = LockFile::acquire(&self.gc_lock_path())?;
         let roots: Vec<StorePath> = self.roots()?.into_iter().map(|r| r.path).collect();
-        let live = self.live_set(&roots, options)?;
-        let all = self.all_paths()?;
-        let dead: BTreeSet<StorePath> =
-            all.iter().filter(|p| !live.contains(*p)).cloned().collect();
+        let graph = self.db().graph()?;
+        let live = live_set(&graph, &roots, options);
+        let order = deletion_order(&graph, &live);
 
         let mut report = GcReport::default();
-        for path in self.deletion_order(&dead)? {
+        let mut batch = Vec::new();
+        let mut order = order.into_iter().peekable();
+        while let Some(i) = order.next() {
             if options.max_freed.is_some_and(|max| report.freed >= max) {
                 break;
             }
-            let size = self.query_info(&path)?.map_or(0, |i| i.nar_size);
-            if !options.dry_run {
-                self.db().unregister(std::slice::from_ref(&path))?;
-                self.remove_from_disk(&path)?;
+            report.freed += graph.nodes[i].nar_size;
+            batch.push(graph.nodes[i].path.clone());
+            let full = batch.len() == GC_BATCH || order.peek().is_none();
+            let enough = options.max_freed.is_some_and(|max| report.freed >= max);
+            if full || enough {
+                self.delete_batch(&batch, options.dry_run)?;
+                report.deleted.append(&mut batch);
             }
-            report.freed += size;
-            report.deleted.push(path);
         }
         if !options.dry_run && options.max_freed.is_none() {
-            report.debris = self.remove_debris(&all)?;
+            let registered: Vec<StorePath> = graph.nodes.into_iter().map(|n| n.path).collect();
+            report.debris = self.remove_debris(&registered)?;
         }
         Ok(report)
     }
 
-    /// The closure of the roots, with derivers and outputs as the options ask.
-    fn live_set(
-        &self,
-        roots: &[StorePath],
-        options: &GcOptions,
-    ) -> Result<BTreeSet<StorePath>, Error> {
-        let mut live: BTreeSet<StorePath> = self.db().closure(roots)?.0.into_iter().collect();
-        loop {
-            let mut more = Vec::new();
-            for p in &live {
-                if options.keep_derivations
-                    && let Some(d) = self.query_info(p)?.and_then(|i| i.deriver)
-                    && !live.contains(&d)
-                    && self.is_valid(&d)?
-                {
-                    more.push(d);
-                }
-                if options.keep_outputs && p.is_derivation() {
-                    for (_, out) in self.db().derivation_outputs(p)? {
-                        if !live.contains(&out) && self.is_valid(&out)? {
-                            more.push(out);
-                        }
-                    }
-                }
-            }
-            if more.is_empty() {
-                return Ok(live);
-            }
-            live.extend(self.db().closure(&more)?.0);
+    fn delete_batch(&self, batch: &[StorePath], dry_run: bool) -> Result<(), Error> {
+        if dry_run {
+            return Ok(());
         }
-    }
-
-    /// Orders dead paths so that each comes after every dead path that refers to it.
-    fn deletion_order(&self, dead: &BTreeSet<StorePath>) -> Result<Vec<StorePath>, Error> {
-        let mut waiting: BTreeMap<StorePath, usize> = dead.iter().map(|p| (p.clone(), 0)).collect();
-        let mut refs: BTreeMap<StorePath, Vec<StorePath>> = BTreeMap::new();
-        for p in dead {
-            let these: Vec<StorePath> =
-                self.references(p)?.into_iter().filter(|r| r != p && dead.contains(r)).collect();
-            for r in &these {
-                *waiting.get_mut(r).expect("dead") += 1;
-            }
-            refs.insert(p.clone(), these);
+        // Unregistered first: a crash before the files are gone leaves debris, never a
+        // registered path without its files.
+        self.db().unregister(batch)?;
+        for path in batch {
+            self.remove_from_disk(path)?;
         }
-        let mut ready: Vec<StorePath> =
-            waiting.iter().filter(|(_, n)| **n == 0).map(|(p, _)| p.clone()).collect();
-        let mut order = Vec::new();
-        while let Some(p) = ready.pop() {
-            for r in &refs[&p] {
-                let n = waiting.get_mut(r).expect("dead");
-                *n -= 1;
-                if *n == 0 {
-                    ready.push(r.clone());
-                }
-            }
-            order.push(p);
-        }
-        Ok(order)
+        Ok(())
     }
 
     /// Removes a path's files: moved out of the store folder first, so a half-deleted tree is
@@ -300,4 +261,53 @@ impl Store {
         }
         Ok(removed)
     }
+}
+
+/// How many dead paths one transaction unregisters.
+const GC_BATCH: usize = 1000;
+
+/// Marks what the roots keep alive: their closures, and with the options the derivers of live
+/// paths and the outputs of live derivations, with their closures in turn.
+fn live_set(graph: &Graph, roots: &[StorePath], options: &GcOptions) -> Vec<bool> {
+    let mut live = vec![false; graph.nodes.len()];
+    let mut stack: Vec<usize> = roots.iter().filter_map(|r| graph.find(r)).collect();
+    while let Some(i) = stack.pop() {
+        if std::mem::replace(&mut live[i], true) {
+            continue;
+        }
+        let node = &graph.nodes[i];
+        stack.extend(node.references.iter().copied().filter(|&r| !live[r]));
+        if options.keep_derivations {
+            stack.extend(node.deriver.as_ref().and_then(|d| graph.find(d)));
+        }
+        if options.keep_outputs {
+            stack.extend(node.outputs.iter().filter_map(|o| graph.find(o)));
+        }
+    }
+    live
+}
+
+/// Orders the dead paths so that each comes after every dead path that refers to it.
+fn deletion_order(graph: &Graph, live: &[bool]) -> Vec<usize> {
+    let mut waiting = vec![0usize; graph.nodes.len()];
+    for (i, node) in graph.nodes.iter().enumerate() {
+        if !live[i] {
+            for &r in node.references.iter().filter(|&&r| !live[r]) {
+                waiting[r] += 1;
+            }
+        }
+    }
+    let mut ready: Vec<usize> =
+        (0..graph.nodes.len()).filter(|&i| !live[i] && waiting[i] == 0).collect();
+    let mut order = Vec::new();
+    while let Some(i) = ready.pop() {
+        for &r in graph.nodes[i].references.iter().filter(|&&r| !live[r]) {
+            waiting[r] -= 1;
+            if waiting[r] == 0 {
+                ready.push(r);
+            }
+        }
+        order.push(i);
+    }
+    order
 }
