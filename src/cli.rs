@@ -10,6 +10,7 @@ mod log;
 mod parse;
 mod repl;
 mod store;
+mod store_diff;
 mod store_io;
 
 use std::path::PathBuf;

@@ -26,6 +26,9 @@ pub(crate) enum Command {
         path: String,
     },
     /// Show what the store knows of paths: hashes, sizes, references, deriver, registration
+    ///
+    /// With `--closure`, end with the closure's total size and its biggest paths; with
+    /// `--closure --json`, print an object (`paths`, `closure`) instead of an array.
     Info {
         /// Store paths, or links into the store such as `./result` (can be repeated)
         #[arg(required = true)]
@@ -33,9 +36,23 @@ pub(crate) enum Command {
         /// Print JSON with exact numbers
         #[arg(long)]
         json: bool,
-        /// Show every path in the closure of the given paths
+        /// Show every path in the closure of the given paths, then their total size and the
+        /// biggest contributors
         #[arg(long)]
         closure: bool,
+    },
+    /// Show what differs between the closures of two store paths, package by package
+    ///
+    /// One line per package that was added, removed, or changed in version or in size, sorted
+    /// by name; then the change of the whole closure.
+    Diff {
+        /// The store path before, or a link into the store such as `./result`
+        before: String,
+        /// The store path after
+        after: String,
+        /// Print JSON with exact numbers
+        #[arg(long)]
+        json: bool,
     },
     /// Print the paths a store path refers to
     Refs {
@@ -139,11 +156,19 @@ pub(crate) fn run(cmd: Command, cx: &Context) -> anyhow::Result<()> {
                     })
                 })
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            if json {
+            if json && closure {
+                print_closure_json(&store, &infos, &mut out)?;
+            } else if json {
                 print_info_json(&store, &infos, &mut out)?;
             } else {
                 print_info_text(&store, &infos, &mut out)?;
+                if closure {
+                    print_closure_summary(&store, &infos, &mut out)?;
+                }
             }
+        }
+        Command::Diff { before, after, json } => {
+            super::store_diff::run(&store, &before, &after, json, &mut out)?
         }
         Command::Refs { path } => {
             for r in store.references(&store.resolve(&path)?)? {
@@ -444,7 +469,46 @@ fn print_info_text(store: &Store, infos: &[PathInfo], out: &mut impl Write) -> a
     Ok(())
 }
 
-fn print_info_json(store: &Store, infos: &[PathInfo], out: &mut impl Write) -> anyhow::Result<()> {
+/// How many of a closure's biggest paths `info --closure` shows.
+const BIGGEST: usize = 10;
+
+/// Returns the closure's total NAR size and its biggest paths, largest first (ties by path).
+fn biggest(infos: &[PathInfo]) -> (u64, Vec<&PathInfo>) {
+    let total = infos.iter().map(|i| i.nar_size).sum();
+    let mut by_size: Vec<&PathInfo> = infos.iter().collect();
+    by_size.sort_by(|a, b| b.nar_size.cmp(&a.nar_size).then_with(|| a.path.cmp(&b.path)));
+    by_size.truncate(BIGGEST);
+    (total, by_size)
+}
+
+fn percent(part: u64, total: u64) -> f64 {
+    if total == 0 { 0.0 } else { part as f64 * 100.0 / total as f64 }
+}
+
+fn print_closure_summary(
+    store: &Store,
+    infos: &[PathInfo],
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (total, biggest) = biggest(infos);
+    let count = infos.len();
+    let noun = if count == 1 { "path" } else { "paths" };
+    writeln!(out)?;
+    writeln!(out, "closure: {count} {noun}, {} in total", ui::human_size(total))?;
+    writeln!(out, "biggest contributors:")?;
+    for info in biggest {
+        writeln!(
+            out,
+            "  {:>10}  {:>5.1}%  {}",
+            ui::human_size(info.nar_size),
+            percent(info.nar_size, total),
+            store.render(&info.path)
+        )?;
+    }
+    Ok(())
+}
+
+fn info_json(store: &Store, infos: &[PathInfo]) -> anyhow::Result<Vec<serde_json::Value>> {
     let mut items = Vec::with_capacity(infos.len());
     for info in infos {
         let closure_size = store.closure(std::slice::from_ref(&info.path))?.1;
@@ -459,7 +523,35 @@ fn print_info_json(store: &Store, infos: &[PathInfo], out: &mut impl Write) -> a
             "ca": info.ca,
         }));
     }
-    serde_json::to_writer_pretty(&mut *out, &items)?;
+    Ok(items)
+}
+
+fn print_info_json(store: &Store, infos: &[PathInfo], out: &mut impl Write) -> anyhow::Result<()> {
+    serde_json::to_writer_pretty(&mut *out, &info_json(store, infos)?)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+/// Prints `info --closure --json`: the paths as `info --json` prints them, and the summary.
+fn print_closure_json(
+    store: &Store,
+    infos: &[PathInfo],
+    out: &mut impl Write,
+) -> anyhow::Result<()> {
+    let (total, biggest) = biggest(infos);
+    let value = json!({
+        "paths": info_json(store, infos)?,
+        "closure": {
+            "pathCount": infos.len(),
+            "narSize": total,
+            "biggest": biggest.iter().map(|i| json!({
+                "path": store.render(&i.path),
+                "narSize": i.nar_size,
+                "percent": percent(i.nar_size, total),
+            })).collect::<Vec<_>>(),
+        },
+    });
+    serde_json::to_writer_pretty(&mut *out, &value)?;
     writeln!(out)?;
     Ok(())
 }

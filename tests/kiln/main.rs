@@ -2,6 +2,7 @@
 
 mod build;
 mod derivation;
+mod diff;
 mod gc;
 mod nix_files;
 mod pkgs;
