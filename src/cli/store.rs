@@ -81,7 +81,8 @@ pub(crate) enum Command {
         #[arg(long)]
         all: bool,
     },
-    /// Show the reference tree of a store path (a subtree shown once, then marked)
+    /// Show the reference tree of a store path, references by name (a subtree shown once, then
+    /// marked)
     Tree {
         /// The store path
         path: String,
@@ -344,7 +345,9 @@ fn tree(
         (false, true) => ("└── ", format!("{indent}    ")),
         (false, false) => ("├── ", format!("{indent}│   ")),
     };
-    let refs: Vec<StorePath> = store.references(p)?.into_iter().filter(|r| r != p).collect();
+    // By name, so the tree reads the same in every store (digests depend on the store folder).
+    let mut refs: Vec<StorePath> = store.references(p)?.into_iter().filter(|r| r != p).collect();
+    refs.sort_by(|a, b| a.name().cmp(b.name()).then_with(|| a.cmp(b)));
     if !seen.insert(p.clone()) && !refs.is_empty() {
         writeln!(out, "{indent}{branch}{} [shown above]", store.render(p))?;
         return Ok(());
