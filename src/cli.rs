@@ -12,6 +12,7 @@ mod repl;
 mod store;
 mod store_diff;
 mod store_io;
+mod store_verify;
 
 use std::path::PathBuf;
 

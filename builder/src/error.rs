@@ -19,3 +19,14 @@ pub enum Error {
     #[error("the dependency graph has a cycle through `{drv}`")]
     Cycle { drv: String },
 }
+
+/// Returns an error's message followed by its causes, on one line.
+pub(crate) fn chain(e: &dyn std::error::Error) -> String {
+    let mut message = e.to_string();
+    let mut source = e.source();
+    while let Some(s) = source {
+        message.push_str(&format!(": {s}"));
+        source = s.source();
+    }
+    message
+}

@@ -68,6 +68,21 @@ impl Plan {
             let i = plan.visit(store, &resolver, root, &mut visiting)?;
             plan.roots.push(i);
         }
+        // What is asked for and already there must be whole, down to its last reference.
+        let mut reused = Vec::new();
+        for &r in &plan.roots {
+            if plan.nodes[r].reason.is_none() {
+                if needs_resolution(&plan.nodes[r].drv) {
+                    let resolved = resolver.resolve(&plan.nodes[r].drv_path)?;
+                    reused.extend(
+                        resolved.into_iter().flat_map(|r| r.realised.into_values()).flatten(),
+                    );
+                } else {
+                    reused.extend(plan.outputs_of(r).into_values());
+                }
+            }
+        }
+        store.require_intact_closure(&reused)?;
         Ok(plan)
     }
 
@@ -100,7 +115,11 @@ impl Plan {
         let drv = resolver.read(drv_path)?;
         let reason = if needs_resolution(&drv) {
             match resolver.resolve(drv_path)? {
-                Some(r) if r.is_realised() => None,
+                Some(r) if r.is_realised() => {
+                    let outputs: Vec<StorePath> = r.realised.into_values().flatten().collect();
+                    store.require_intact(&outputs)?;
+                    None
+                }
                 Some(_) => Some(Reason::NotBuiltWithTheseInputs),
                 None => Some(Reason::AwaitingInputs),
             }
@@ -115,9 +134,13 @@ impl Plan {
                     missing.push(name.clone());
                 }
             }
-            // What is reused must not be collected before the build is done with it.
+            // What is reused must not be collected before the build is done with it, and must
+            // not be known to be damaged.
             if missing.is_empty() && store.add_temp_roots(&present).is_err() {
                 missing.extend(drv.outputs.keys().cloned());
+            }
+            if missing.is_empty() {
+                store.require_intact(&present)?;
             }
             (!missing.is_empty()).then_some(Reason::MissingOutputs(missing))
         };

@@ -37,6 +37,12 @@ pub(crate) enum BuildFailure {
         "checking needs the sandbox: without it the rebuild would overwrite the registered output"
     )]
     CheckNeedsSandbox,
+    #[error(
+        "repairing needs the sandbox: without it the rebuild would write over the damaged copy in place"
+    )]
+    RepairNeedsSandbox,
+    #[error("it is not an output of `{drv}` any more")]
+    NotAnOutput { drv: String },
     #[error(transparent)]
     Other(#[from] Error),
 }
@@ -139,9 +145,12 @@ fn run_builder(
             input_roots.extend(resolver.realise_input(input, name)?);
         }
     }
-    let inputs: BTreeSet<StorePath> = store.closure(&input_roots)?.0.into_iter().collect();
-    // No garbage collection may take the inputs while the build runs.
-    store.add_temp_roots(&inputs.iter().cloned().collect::<Vec<_>>())?;
+    let inputs: Vec<StorePath> = store.closure(&input_roots)?.0;
+    // No garbage collection may take the inputs while the build runs, and a build never sees
+    // an input that verification found damaged.
+    store.add_temp_roots(&inputs)?;
+    store.require_intact(&inputs)?;
+    let inputs: BTreeSet<StorePath> = inputs.into_iter().collect();
 
     let tmp = store.root().join("tmp");
     let build_dir = tempfile::Builder::new()
@@ -361,25 +370,7 @@ pub(crate) fn check_one(
     log_path: &Path,
 ) -> Result<Vec<CheckedOutput>, BuildFailure> {
     let prepared = prepare(store, resolver, node)?;
-    let registered: BTreeMap<String, StorePath> = match &prepared.realised {
-        Some(outputs) => outputs.clone(),
-        None => {
-            let mut outputs = BTreeMap::new();
-            for (name, t) in &prepared.targets {
-                match t {
-                    Target::Known(p) if store.is_valid(p)? => {
-                        outputs.insert(name.clone(), p.clone())
-                    }
-                    _ => {
-                        return Err(BuildFailure::NothingToCheck {
-                            drv: store.render(&node.drv_path),
-                        });
-                    }
-                };
-            }
-            outputs
-        }
-    };
+    let registered = registered_outputs(store, node, &prepared)?;
     if !executor.isolates_outputs() {
         return Err(BuildFailure::CheckNeedsSandbox);
     }
@@ -387,20 +378,100 @@ pub(crate) fn check_one(
     let ran = run_builder(store, resolver, node, &prepared, options, executor, log, log_path)?;
     let mut report = Vec::new();
     for name in prepared.targets.keys() {
-        let location = &ran.located[name];
+        let location = as_registered(store, &prepared, &registered, &ran, name)?;
         let path = &registered[name];
-        // Compare as it would have been stored: references to any output of this build under
-        // its registered name.
-        for (other, t) in &prepared.targets {
-            if let Target::Content(scratch) = t {
-                store.rewrite_references(location, scratch, &registered[other])?;
-            }
-        }
-
         let differences = differences(location, &store.locate(path))?;
         report.push(CheckedOutput { output: name.clone(), path: path.clone(), differences });
     }
     Ok(report)
+}
+
+/// Returns the registered path of each output of a derivation built before.
+fn registered_outputs(
+    store: &Store,
+    node: &Node,
+    prepared: &Prepared,
+) -> Result<BTreeMap<String, StorePath>, BuildFailure> {
+    if let Some(outputs) = &prepared.realised {
+        return Ok(outputs.clone());
+    }
+    let mut outputs = BTreeMap::new();
+    for (name, t) in &prepared.targets {
+        match t {
+            Target::Known(p) if store.is_valid(p)? => outputs.insert(name.clone(), p.clone()),
+            _ => return Err(BuildFailure::NothingToCheck { drv: store.render(&node.drv_path) }),
+        };
+    }
+    Ok(outputs)
+}
+
+/// Returns where a rebuilt output is, after rewriting references to this build's scratch
+/// paths into the registered paths: the output as it would have been stored.
+fn as_registered<'r>(
+    store: &Store,
+    prepared: &Prepared,
+    registered: &BTreeMap<String, StorePath>,
+    ran: &'r Ran,
+    name: &str,
+) -> Result<&'r Path, BuildFailure> {
+    let location = &ran.located[name];
+    for (other, t) in &prepared.targets {
+        if let Target::Content(scratch) = t {
+            store.rewrite_references(location, scratch, &registered[other])?;
+        }
+    }
+    Ok(location)
+}
+
+/// One output put back by a repair.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub(crate) struct RepairedOutput {
+    /// Its registered path, now holding the rebuild.
+    pub(crate) path: StorePath,
+    /// Where the damaged copy differed from the rebuild (as `--check` lists them); a missing
+    /// copy gives `.: missing`.
+    pub(crate) differences: Vec<String>,
+}
+
+/// Rebuilds a derivation and puts the rebuilt copy of each output in `damaged` in place of
+/// the registered one, if it has exactly the registered hash.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn repair_one(
+    store: &Store,
+    resolver: &Resolver<'_>,
+    node: &Node,
+    damaged: &BTreeSet<StorePath>,
+    options: &Options,
+    executor: &dyn Executor,
+    log: &mut dyn FnMut(&str),
+    log_path: &Path,
+) -> Result<Vec<RepairedOutput>, BuildFailure> {
+    let prepared = prepare(store, resolver, node)?;
+    let registered = registered_outputs(store, node, &prepared)?;
+    let wanted: Vec<&String> =
+        registered.iter().filter(|(_, p)| damaged.contains(*p)).map(|(n, _)| n).collect();
+    if wanted.is_empty() {
+        return Err(BuildFailure::NotAnOutput { drv: store.render(&node.drv_path) });
+    }
+    if !executor.isolates_outputs() {
+        return Err(BuildFailure::RepairNeedsSandbox);
+    }
+
+    let ran = run_builder(store, resolver, node, &prepared, options, executor, log, log_path)?;
+    let mut repaired = Vec::new();
+    for name in wanted {
+        let location = as_registered(store, &prepared, &registered, &ran, name)?;
+        let path = &registered[name];
+        let old = store.locate(path);
+        let differences = if std::fs::symlink_metadata(&old).is_ok() {
+            differences(location, &old)?
+        } else {
+            vec![".: missing".to_owned()]
+        };
+        store.replace_damaged(path, location)?;
+        repaired.push(RepairedOutput { path: path.clone(), differences });
+    }
+    Ok(repaired)
 }
 
 /// Lists the relative paths where two trees differ, in kind, executable bit or contents.

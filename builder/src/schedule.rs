@@ -215,12 +215,7 @@ fn run_one(
             Outcome { status, log, realised }
         }
         Err(e) => {
-            let mut message = e.to_string();
-            let mut source = std::error::Error::source(&e);
-            while let Some(s) = source {
-                message.push_str(&format!(": {s}"));
-                source = s.source();
-            }
+            let message = crate::error::chain(&e);
             if let Err(e) = store.record_failure(&node.drv_path, &message) {
                 tracing::warn!(error = %e, "cannot record a failed build");
             }

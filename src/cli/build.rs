@@ -9,7 +9,7 @@ use kiln_store::{Store, StorePath};
 use super::Context;
 use super::frontend::{EvalArgs, Source, derivations};
 
-mod report;
+pub(super) mod report;
 
 use report::Reporter;
 
@@ -112,29 +112,9 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
     if let Some(jobs) = args.jobs {
         options.jobs = jobs.max(1);
     }
-    for mirror in &args.mirrors {
-        let is_url = mirror.contains("://");
-        let absolute = if is_url {
-            mirror.clone()
-        } else {
-            std::path::absolute(mirror)?.display().to_string()
-        };
-        options.mirrors.push(absolute);
-    }
-    let local = LocalExecutor::new(&store);
-    let sandboxed;
-    let executor: &dyn kiln_builder::Executor = if args.no_sandbox {
-        &local
-    } else if SandboxExecutor::available() {
-        let kiln = std::env::current_exe().context("cannot find the kiln binary")?;
-        sandboxed = SandboxExecutor::new(&store, kiln);
-        &sandboxed
-    } else {
-        eprintln!(
-            "warning: this machine does not let kiln create namespaces; building without the sandbox"
-        );
-        &local
-    };
+    options.mirrors = absolute_mirrors(&args.mirrors)?;
+    let executor = executor(&store, args.no_sandbox)?;
+    let executor = executor.as_ref();
     let summary =
         kiln_builder::build(&store, &plan, &options, executor, &mut |e| reporter.event(e))?;
     reporter.summary(&summary)?;
@@ -151,6 +131,38 @@ pub(crate) fn run(args: Args, cx: &Context) -> anyhow::Result<()> {
         reporter.check_report(&results)?;
     }
     Ok(())
+}
+
+/// Returns `--mirror` folders as absolute paths (URLs as they are).
+pub(super) fn absolute_mirrors(mirrors: &[String]) -> anyhow::Result<Vec<String>> {
+    let mut absolute = Vec::new();
+    for mirror in mirrors {
+        if mirror.contains("://") {
+            absolute.push(mirror.clone());
+        } else {
+            absolute.push(std::path::absolute(mirror)?.display().to_string());
+        }
+    }
+    Ok(absolute)
+}
+
+/// Returns the executor builds run with: the sandbox, unless `no_sandbox` says otherwise or
+/// the machine cannot create namespaces (which is said).
+pub(super) fn executor<'s>(
+    store: &'s Store,
+    no_sandbox: bool,
+) -> anyhow::Result<Box<dyn kiln_builder::Executor + 's>> {
+    if no_sandbox {
+        return Ok(Box::new(LocalExecutor::new(store)));
+    }
+    if SandboxExecutor::available() {
+        let kiln = std::env::current_exe().context("cannot find the kiln binary")?;
+        return Ok(Box::new(SandboxExecutor::new(store, kiln)));
+    }
+    eprintln!(
+        "warning: this machine does not let kiln create namespaces; building without the sandbox"
+    );
+    Ok(Box::new(LocalExecutor::new(store)))
 }
 
 /// Returns the derivations to build: `.drv` paths as given, and those of evaluated files (or

@@ -120,6 +120,51 @@ pub(crate) enum Command {
     },
     /// List the garbage collector's roots and what each keeps alive
     Roots,
+    /// Check that the disk holds what the database says, and repair what can be
+    ///
+    /// Without paths, checks the whole store: the database, that every registered path is on
+    /// disk, and that nothing unregistered lingers in the store folder. Damaged paths are
+    /// recorded and not handed out again (exports, builds) until repaired.
+    Verify {
+        /// Store paths to check [default: the whole store] (can be repeated)
+        paths: Vec<String>,
+        /// Also hash every path (on every core) and compare with its registered hash, and
+        /// check that it is still read-only and untouched
+        #[arg(long)]
+        check_contents: bool,
+        /// Rebuild damaged paths from their derivations in the sandbox, put back the normal
+        /// form, and remove unregistered entries; say what could not be repaired
+        #[arg(long)]
+        repair: bool,
+        /// Look for downloads here first when rebuilding fetched sources: a folder or an
+        /// `http://` URL (can be repeated)
+        #[arg(long = "mirror", value_name = "DIR-OR-URL", requires = "repair")]
+        mirrors: Vec<String>,
+        /// Rebuild without the sandbox (repairs then fail: the rebuild needs its own place)
+        #[arg(long, hide = true)]
+        no_sandbox: bool,
+        /// Print one JSON object with every problem and what became of it
+        #[arg(long)]
+        json: bool,
+    },
+    /// Turn identical files across the store into hard links to one copy, and say how much
+    /// space that saved
+    ///
+    /// `kiln store config auto-optimise true` does it as each new path is registered.
+    Optimise {
+        /// Store paths to deduplicate [default: the whole store] (can be repeated)
+        paths: Vec<String>,
+    },
+    /// Show the store's settings, or show or change one
+    Config {
+        /// The setting [default: show them all]
+        name: Option<String>,
+        /// Its new value
+        value: Option<String>,
+        /// Put the setting back to its default
+        #[arg(long, conflicts_with = "value", requires = "name")]
+        unset: bool,
+    },
     /// Print a file inside the store
     Cat {
         /// A path to a file inside a store path
@@ -237,8 +282,47 @@ pub(crate) fn run(cmd: Command, cx: &Context) -> anyhow::Result<()> {
                 )?;
             }
         }
+        Command::Verify { paths, check_contents, repair, mirrors, no_sandbox, json } => {
+            let args = super::store_verify::Args {
+                paths,
+                check_contents,
+                repair,
+                mirrors,
+                no_sandbox,
+                json,
+            };
+            super::store_verify::run(&store, args, &mut out)?;
+        }
+        Command::Optimise { paths } => {
+            let paths = resolve_all(&store, &paths)?;
+            let report = store.optimise(&paths)?;
+            let files = if report.linked == 1 { "file" } else { "files" };
+            eprintln!(
+                "linked {} {files} to identical ones in {} paths, saving {}",
+                report.linked,
+                report.paths,
+                ui::human_size(report.saved)
+            );
+        }
+        Command::Config { name, value, unset } => match (name, value) {
+            (None, _) => {
+                for (name, about) in kiln_store::SETTINGS {
+                    let value = store.setting(name)?;
+                    let shown = value.as_deref().unwrap_or("false (the default)");
+                    writeln!(out, "{name} = {shown}\n    {about}")?;
+                }
+            }
+            (Some(name), None) if unset => store.set_setting(&name, None)?,
+            (Some(name), None) => {
+                writeln!(out, "{}", store.setting(&name)?.as_deref().unwrap_or("false"))?
+            }
+            (Some(name), Some(value)) => store.set_setting(&name, Some(&value))?,
+        },
         Command::Cat { path } => {
             let location = inside(&store, &path)?;
+            // What verification found damaged is not handed out.
+            let (store_path, _) = store.dir().split(location.to_str().unwrap_or_default())?;
+            store.require_intact(std::slice::from_ref(&store_path))?;
             let bytes =
                 std::fs::read(&location).with_context(|| format!("cannot read `{path}`"))?;
             out.write_all(&bytes)?;
@@ -468,6 +552,9 @@ fn print_info_text(store: &Store, infos: &[PathInfo], out: &mut impl Write) -> a
         if let Some(ca) = &info.ca {
             writeln!(out, "  addressed by  {ca}")?;
         }
+        if let Some(problem) = store.damage(&info.path)? {
+            writeln!(out, "  damaged       {problem}")?;
+        }
     }
     Ok(())
 }
@@ -524,6 +611,7 @@ fn info_json(store: &Store, infos: &[PathInfo]) -> anyhow::Result<Vec<serde_json
             "deriver": info.deriver.as_ref().map(|d| store.render(d)),
             "registrationTime": info.registration_time,
             "ca": info.ca,
+            "damaged": store.damage(&info.path)?,
         }));
     }
     Ok(items)

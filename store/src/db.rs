@@ -70,6 +70,19 @@ const MIGRATIONS: &[&str] = &[
     );
     CREATE INDEX build_failures_by_drv ON build_failures(drv_path, id);
     ",
+    // Version 3: the valid paths that verification (or an export) found damaged, which are not
+    // handed out until repaired, and the store's settings.
+    "
+    CREATE TABLE damaged_paths (
+        path     INTEGER PRIMARY KEY REFERENCES valid_paths(id) ON DELETE CASCADE,
+        found_at INTEGER NOT NULL,
+        problem  TEXT NOT NULL
+    );
+    CREATE TABLE settings (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID;
+    ",
 ];
 
 /// The schema version this kiln writes.
@@ -572,6 +585,140 @@ impl Db {
             }
         }
         Ok(Graph { nodes })
+    }
+
+    /// Returns every valid path with its registered NAR hash and size, sorted by path.
+    pub(crate) fn hashes(&self) -> Result<Vec<(StorePath, Blake3Hash, u64)>, Error> {
+        let err = self.err("listing paths");
+        let mut stmt = self
+            .conn
+            .prepare_cached("SELECT path, nar_hash, nar_size FROM valid_paths ORDER BY path")
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([], |r| {
+                Ok((r.get::<_, String>(0)?, r.get::<_, Vec<u8>>(1)?, r.get::<_, i64>(2)?))
+            })
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        rows.into_iter()
+            .map(|(p, h, size)| {
+                let hash = Blake3Hash::from_slice(&h).ok_or_else(|| {
+                    self.corrupt(format!("`{p}` has a NAR hash of {} bytes", h.len()))
+                })?;
+                Ok((self.parse_path(&p)?, hash, size as u64))
+            })
+            .collect()
+    }
+
+    /// Runs SQLite's own consistency checks (the file's structure, then every foreign key)
+    /// and returns what they found, one line a problem.
+    pub(crate) fn check_integrity(&self) -> Result<Vec<String>, Error> {
+        let err = self.err("checking the database");
+        let mut found = Vec::new();
+        let mut stmt = self.conn.prepare("PRAGMA quick_check").map_err(&err)?;
+        let lines = stmt
+            .query_map([], |r| r.get::<_, String>(0))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        found.extend(lines.into_iter().filter(|l| l != "ok"));
+        let mut stmt = self.conn.prepare("PRAGMA foreign_key_check").map_err(&err)?;
+        let broken = stmt
+            .query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, Option<i64>>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        for (table, row) in broken {
+            let row = row.map_or_else(|| "a row".to_owned(), |r| format!("row {r}"));
+            found.push(format!("{row} of `{table}` points at a path that is not registered"));
+        }
+        Ok(found)
+    }
+
+    /// Records that a valid path is damaged, replacing what was recorded before.
+    pub(crate) fn mark_damaged(
+        &self,
+        path: &StorePath,
+        at: i64,
+        problem: &str,
+    ) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "INSERT OR REPLACE INTO damaged_paths (path, found_at, problem)
+                 SELECT id, ?2, ?3 FROM valid_paths WHERE path = ?1",
+            )
+            .and_then(|mut s| s.execute(params![path.to_string(), at, problem]))
+            .map_err(self.err("recording a damaged path"))?;
+        Ok(())
+    }
+
+    /// Forgets that a path was damaged.
+    pub(crate) fn clear_damaged(&self, path: &StorePath) -> Result<(), Error> {
+        self.conn
+            .prepare_cached(
+                "DELETE FROM damaged_paths WHERE path = (SELECT id FROM valid_paths WHERE path = ?1)",
+            )
+            .and_then(|mut s| s.execute([path.to_string()]))
+            .map_err(self.err("clearing a damaged path"))?;
+        Ok(())
+    }
+
+    /// Tells whether any path is recorded as damaged.
+    pub(crate) fn any_damaged(&self) -> Result<bool, Error> {
+        self.conn
+            .prepare_cached("SELECT EXISTS (SELECT 1 FROM damaged_paths)")
+            .and_then(|mut s| s.query_row([], |r| r.get(0)))
+            .map_err(self.err("reading the damaged paths"))
+    }
+
+    /// Returns the paths among `paths` recorded as damaged, with what was wrong, sorted.
+    pub(crate) fn damaged_among(
+        &self,
+        paths: &[StorePath],
+    ) -> Result<Vec<(StorePath, String)>, Error> {
+        let err = self.err("reading the damaged paths");
+        // Most stores have nothing damaged: one cheap statement answers for any number.
+        if paths.is_empty() || !self.any_damaged()? {
+            return Ok(Vec::new());
+        }
+        let json =
+            format!("[{}]", paths.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(","));
+        let mut stmt = self
+            .conn
+            .prepare_cached(
+                "SELECT v.path, d.problem FROM damaged_paths d
+                 JOIN valid_paths v ON v.id = d.path
+                 JOIN json_each(?1) j ON v.path = j.value
+                 ORDER BY v.path",
+            )
+            .map_err(&err)?;
+        let rows = stmt
+            .query_map([json], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))
+            .and_then(|rows| rows.collect::<Result<Vec<_>, _>>())
+            .map_err(&err)?;
+        rows.into_iter().map(|(p, problem)| Ok((self.parse_path(&p)?, problem))).collect()
+    }
+
+    /// Returns a setting's value, if it is set.
+    pub(crate) fn setting(&self, name: &str) -> Result<Option<String>, Error> {
+        self.conn
+            .prepare_cached("SELECT value FROM settings WHERE name = ?1")
+            .and_then(|mut s| s.query_row([name], |r| r.get(0)).optional())
+            .map_err(self.err("reading a setting"))
+    }
+
+    /// Sets a setting, or with `None` removes it.
+    pub(crate) fn set_setting(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        let result = match value {
+            Some(v) => self
+                .conn
+                .prepare_cached("INSERT OR REPLACE INTO settings (name, value) VALUES (?1, ?2)")
+                .and_then(|mut s| s.execute([name, v])),
+            None => self
+                .conn
+                .prepare_cached("DELETE FROM settings WHERE name = ?1")
+                .and_then(|mut s| s.execute([name])),
+        };
+        result.map_err(self.err("changing a setting"))?;
+        Ok(())
     }
 
     /// Returns every registered path, sorted.

@@ -50,6 +50,16 @@ pub enum Error {
     BadDerivation { path: String, offset: usize, message: String },
     #[error("the outputs `{outputs}` refer to each other in a cycle")]
     OutputCycle { outputs: String },
+    #[error(
+        "`{path}` is damaged: {problem}; `kiln store verify --repair` rebuilds it where it can"
+    )]
+    Damaged { path: String, problem: String },
+    #[error("the new copy of `{path}` hashes to {found}, not to the registered {expected}")]
+    RepairMismatch { path: String, expected: String, found: String },
+    #[error("unknown setting `{name}`; the settings are: {known}")]
+    UnknownSetting { name: String, known: String },
+    #[error("setting `{name}` takes {wanted}, not `{value}`")]
+    BadSetting { name: String, value: String, wanted: &'static str },
     #[error("malformed archive at byte {offset}: {message}")]
     BadNar { offset: u64, message: String },
 }

@@ -103,3 +103,41 @@ pub(crate) fn remove_tree(path: &Path) -> Result<(), Error> {
 pub(crate) fn sync_path(path: &Path) -> Result<(), Error> {
     fs::File::open(path).and_then(|f| f.sync_all()).at("sync", path)
 }
+
+/// Returns the first entry of a tree (in NAR order, relative to its top) that is not in normal
+/// form, and how.
+pub(crate) fn first_abnormal(path: &Path) -> Option<(std::path::PathBuf, String)> {
+    fn walk(top: &Path, path: &Path) -> Option<(std::path::PathBuf, String)> {
+        let rel = || path.strip_prefix(top).unwrap_or(path).to_owned();
+        let meta = match fs::symlink_metadata(path) {
+            Ok(m) => m,
+            Err(e) => return Some((rel(), format!("cannot be read: {e}"))),
+        };
+        let mode = meta.permissions().mode() & 0o7777;
+        let wanted = if meta.is_dir() || (meta.is_file() && mode & 0o100 != 0) {
+            Some(0o555)
+        } else if meta.is_file() {
+            Some(0o444)
+        } else {
+            None
+        };
+        if let Some(wanted) = wanted
+            && mode != wanted
+        {
+            let how = if mode & 0o222 != 0 { "is writable" } else { "has the wrong mode" };
+            return Some((rel(), format!("{how} (mode {mode:04o}, not {wanted:04o})")));
+        }
+        if std::os::unix::fs::MetadataExt::mtime(&meta) != 1 {
+            return Some((rel(), "was touched (its modification time is not 1)".to_owned()));
+        }
+        if meta.is_dir() {
+            for (_, child) in sorted_entries(path).ok()? {
+                if let Some(found) = walk(top, &child) {
+                    return Some(found);
+                }
+            }
+        }
+        None
+    }
+    walk(path, path)
+}

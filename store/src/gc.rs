@@ -13,7 +13,7 @@
 //! Paths are unregistered before their files go, referrers before what they refer to, so a
 //! registered path never lacks a reference.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -61,10 +61,13 @@ pub struct GcReport {
     pub freed: u64,
     /// Files in the store folder that no registration vouched for, removed.
     pub debris: usize,
+    /// Entries of the deduplication index that no store file used any more, removed, and
+    /// the disk space they held (the last copies of files of deleted paths).
+    pub links: (usize, u64),
 }
 
 impl Store {
-    fn gc_lock_path(&self) -> PathBuf {
+    pub(crate) fn gc_lock_path(&self) -> PathBuf {
         self.root.join("gc.lock")
     }
 
@@ -206,6 +209,9 @@ impl Store {
             let registered: Vec<StorePath> = graph.nodes.into_iter().map(|n| n.path).collect();
             report.debris = self.remove_debris(&registered)?;
         }
+        if !options.dry_run {
+            report.links = self.remove_unused_links()?;
+        }
         Ok(report)
     }
 
@@ -237,26 +243,11 @@ impl Store {
     /// Removes entries of the store folder that no registration vouches for and that no
     /// writer holds. Returns how many.
     fn remove_debris(&self, registered: &[StorePath]) -> Result<usize, Error> {
-        let registered: BTreeSet<&str> = registered.iter().map(|p| p.as_str()).collect();
+        let registered: Vec<&StorePath> = registered.iter().collect();
         let mut removed = 0;
-        let dir = self.dir.as_path();
-        for entry in std::fs::read_dir(dir).at("list the folder", dir)? {
-            let entry = entry.at("list the folder", dir)?;
-            let name = entry.file_name().to_string_lossy().into_owned();
-            if registered.contains(name.as_str()) {
-                continue;
-            }
-            let lock = self.root.join("locks").join(format!("{name}.lock"));
-            // A writer holds the lock of a path it is putting in place.
-            if let Some(_held) = LockFile::try_acquire(&lock)? {
-                let valid = match StorePath::from_base_name(&name) {
-                    Ok(p) => self.is_valid(&p)?,
-                    Err(_) => false,
-                };
-                if !valid {
-                    fsutil::remove_tree(&entry.path())?;
-                    removed += 1;
-                }
+        for name in self.unregistered_entries(&registered)? {
+            if self.remove_unregistered(&name)? {
+                removed += 1;
             }
         }
         Ok(removed)

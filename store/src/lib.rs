@@ -24,9 +24,11 @@ mod hash;
 mod lock;
 pub mod nar;
 pub mod nix32;
+mod optimise;
 mod path;
 mod query;
 pub mod references;
+mod verify;
 
 use std::collections::BTreeSet;
 use std::io::Write;
@@ -44,14 +46,22 @@ use error::IoContext;
 pub use gc::{GcOptions, GcReport, GcRoot};
 pub use hash::{Blake3Hash, HashingWriter};
 pub use lock::LockFile;
+pub use optimise::{AUTO_OPTIMISE, OptimiseReport};
 pub use path::{DIGEST_BYTES, DIGEST_CHARS, MAX_NAME_LEN, StoreDir, StorePath, check_name};
 pub use query::ReferenceSite;
+pub use verify::{Problem, VerifyOptions, VerifyReport};
+
+/// The settings a store keeps in its database, with what each means.
+pub const SETTINGS: &[(&str, &str)] =
+    &[(AUTO_OPTIMISE, "deduplicate each new path's files as it is registered (true or false)")];
 
 /// An open store.
 pub struct Store {
     root: PathBuf,
     dir: StoreDir,
     db: Mutex<db::Db>,
+    /// The `auto-optimise` setting, as it was when the store was opened.
+    auto_optimise: bool,
 }
 
 impl Store {
@@ -65,8 +75,9 @@ impl Store {
         }
         let dir = StoreDir::new(&root.join("store"))?;
         let db = db::Db::open(&root.join("db.sqlite"))?;
+        let auto_optimise = db.setting(AUTO_OPTIMISE)?.is_some_and(|v| v == "true");
         tracing::debug!(root = %root.display(), "opened the store");
-        Ok(Store { root, dir, db: Mutex::new(db) })
+        Ok(Store { root, dir, db: Mutex::new(db), auto_optimise })
     }
 
     /// Returns the store's root folder.
@@ -138,6 +149,13 @@ impl Store {
         self.db().referrers(path)
     }
 
+    /// Tells whether a path about to be added is there already, intact, and now rooted.
+    fn reusable(&self, path: &StorePath) -> Result<bool, Error> {
+        Ok(self.is_valid(path)?
+            && self.add_temp_roots(std::slice::from_ref(path)).is_ok()
+            && self.damage(path)?.is_none())
+    }
+
     fn require_valid(&self, path: &StorePath) -> Result<(), Error> {
         if self.is_valid(path)? { Ok(()) } else { Err(Error::NotValid { path: self.render(path) }) }
     }
@@ -155,10 +173,37 @@ impl Store {
         self.db().all_paths()
     }
 
-    /// Writes the NAR of a valid path.
+    /// Writes the NAR of a valid path that is not known to be damaged. The archive is hashed
+    /// as it goes: if it does not match the registered hash, the path is recorded as damaged
+    /// and the export fails (after the bytes went out, so a reader must check the status).
     pub fn dump(&self, path: &StorePath, out: impl Write) -> Result<(), Error> {
-        self.require_valid(path)?;
-        nar::dump_to(&self.locate(path), out)
+        let info = self.require_info(path)?;
+        self.require_intact(std::slice::from_ref(path))?;
+        let mut tee = HashingTee { out, hasher: HashingWriter::default() };
+        nar::dump_to(&self.locate(path), &mut tee)?;
+        let (hash, size) = tee.hasher.finish();
+        if (hash, size) != (info.nar_hash, info.nar_size) {
+            let problem = format!(
+                "its contents changed: registered {}, found {hash} ({size} bytes of archive)",
+                info.nar_hash
+            );
+            self.mark_damaged(path, &problem)?;
+            return Err(Error::Damaged { path: self.render(path), problem });
+        }
+        Ok(())
+    }
+
+    /// Returns a setting's value, if set; the name must be one of [`SETTINGS`].
+    pub fn setting(&self, name: &str) -> Result<Option<String>, Error> {
+        check_setting(name, None)?;
+        self.db().setting(name)
+    }
+
+    /// Sets a setting (one of [`SETTINGS`]), or with `None` returns it to its default. It
+    /// takes effect for stores opened afterwards.
+    pub fn set_setting(&self, name: &str, value: Option<&str>) -> Result<(), Error> {
+        check_setting(name, value)?;
+        self.db().set_setting(name, value)
     }
 
     /// Adds a file, folder or symlink as it is (no references), named after its last component
@@ -178,7 +223,7 @@ impl Store {
         path::check_name(&name)?;
         let (nar_hash, nar_size) = nar::hash_path(src)?;
         let path = self.dir.make_source_path(&nar_hash, &name, [], false)?;
-        if self.is_valid(&path)? && self.add_temp_roots(std::slice::from_ref(&path)).is_ok() {
+        if self.reusable(&path)? {
             return Ok(path);
         }
         let info = self.new_info(&path, nar_hash, nar_size, BTreeSet::new(), Some("source"));
@@ -232,7 +277,7 @@ impl Store {
         drv_outputs: &[(String, StorePath)],
     ) -> Result<StorePath, Error> {
         let path = self.dir.make_text_path(name, contents, references)?;
-        if self.is_valid(&path)? && self.add_temp_roots(std::slice::from_ref(&path)).is_ok() {
+        if self.reusable(&path)? {
             return Ok(path);
         }
         let (nar_hash, nar_size) = text_nar_hash(contents);
@@ -258,6 +303,7 @@ impl Store {
     /// Reads and parses a valid `.drv` store path.
     pub fn read_derivation(&self, path: &StorePath) -> Result<Derivation, Error> {
         self.require_valid(path)?;
+        self.require_intact(std::slice::from_ref(path))?;
         let file = self.locate(path);
         let text = std::fs::read_to_string(&file).at("read the derivation", &file)?;
         derivation::parse(&text, &self.dir, &self.render(path))
@@ -363,6 +409,7 @@ impl Store {
             }
             fsutil::sync_path(self.dir.as_path())?;
             self.register_rooted(&info, &[])?;
+            self.auto_optimise(&info.path);
             done.push(info);
         }
         Ok(done)
@@ -406,6 +453,7 @@ impl Store {
             .at("move into the store", self.locate(&path))?;
         fsutil::sync_path(self.dir.as_path())?;
         self.register_rooted(&info, &[])?;
+        self.auto_optimise(&info.path);
         Ok(info)
     }
 
@@ -467,7 +515,19 @@ impl Store {
         let _lock = LockFile::acquire(&self.root.join("locks").join(format!("{path}.lock")))?;
         // Another process may have finished it while we waited for the lock.
         if self.is_valid(path)? && self.add_temp_roots(std::slice::from_ref(path)).is_ok() {
-            return Ok(());
+            if self.damage(path)?.is_none() {
+                return Ok(());
+            }
+            // Added again while damaged: the new copy has the registered hash (the path
+            // comes from it), so it replaces the damaged one.
+            let tmp = self.root.join("tmp").join(format!("{path}.{}", std::process::id()));
+            fsutil::remove_tree(&tmp)?;
+            let result =
+                self.write_checked(info, &tmp, fill).and_then(|()| self.swap_in(path, &tmp));
+            if result.is_err() {
+                fsutil::remove_tree(&tmp)?;
+            }
+            return result;
         }
 
         // Whatever is on disk under this name now is unregistered, hence untrusted debris of a
@@ -486,6 +546,7 @@ impl Store {
         std::fs::rename(&tmp, &target).at("move into the store", &target)?;
         fsutil::sync_path(self.dir.as_path())?;
         self.register_rooted(info, drv_outputs)?;
+        self.auto_optimise(path);
         tracing::debug!(path = %path, "registered");
         Ok(())
     }
@@ -520,6 +581,39 @@ impl Store {
     }
 }
 
+/// Passes bytes on to `out` and hashes them.
+struct HashingTee<W> {
+    out: W,
+    hasher: HashingWriter,
+}
+
+impl<W: Write> Write for HashingTee<W> {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        let n = self.out.write(buf)?;
+        self.hasher.write_all(&buf[..n])?;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        self.out.flush()
+    }
+}
+
+fn check_setting(name: &str, value: Option<&str>) -> Result<(), Error> {
+    if !SETTINGS.iter().any(|(n, _)| *n == name) {
+        let known = SETTINGS.iter().map(|(n, _)| format!("`{n}`")).collect::<Vec<_>>().join(", ");
+        return Err(Error::UnknownSetting { name: name.to_owned(), known });
+    }
+    match value {
+        Some(v) if v != "true" && v != "false" => Err(Error::BadSetting {
+            name: name.to_owned(),
+            value: v.to_owned(),
+            wanted: "`true` or `false`",
+        }),
+        _ => Ok(()),
+    }
+}
+
 /// The NAR hash and size of a single regular, non-executable file with these contents.
 fn text_nar_hash(contents: &[u8]) -> (Blake3Hash, u64) {
     let mut sink = HashingWriter::default();
@@ -527,6 +621,6 @@ fn text_nar_hash(contents: &[u8]) -> (Blake3Hash, u64) {
     sink.finish()
 }
 
-fn now() -> i64 {
+pub(crate) fn now() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
 }

@@ -3,19 +3,13 @@
 
 use std::process::Stdio;
 
-use crate::support::{TestStore, summary, write};
+use crate::support::{TestStore, summary};
 
 /// `leaf <- middle <- top`: `top` names `middle` in its output; `middle` copies the leaf's text.
 const CHAIN: &str = r#"
 { sleep ? "" }:
 let
-  mk = name: script: derivation {
-    inherit name;
-    system = builtins.currentSystem;
-    builder = "/bin/sh";
-    args = [ "-c" script ];
-    __impureHostDeps = [ "/bin" "/usr" "/lib" "/lib64" ];
-  };
+  @mk@
   leaf = mk "leaf" "echo leaf > $out";
   middle = mk "middle" "read x < ${leaf}; echo \"middle($x)\" > $out";
   top = mk "top" "${sleep} echo ${middle} > $out";
@@ -35,9 +29,7 @@ fn valid(s: &TestStore, path: &str) -> bool {
 #[test]
 fn roots_keep_closures_and_removed_links_stop_counting() {
     let s = TestStore::new();
-    let file = s.scratch("chain.nix");
-    write(&file, CHAIN.as_bytes());
-    let f = file.to_str().unwrap();
+    let f = &s.nix_file("chain.nix", CHAIN);
     let events = s.build_json(&[f, "-A", "top"], true);
     let top = outputs(&events).remove(0);
     let leaf = outputs(&s.build_json(&[f, "-A", "leaf", "--no-link"], true)).remove(0);
@@ -69,9 +61,7 @@ fn roots_keep_closures_and_removed_links_stop_counting() {
 #[test]
 fn keep_derivations_and_max_freed() {
     let s = TestStore::new();
-    let file = s.scratch("chain.nix");
-    write(&file, CHAIN.as_bytes());
-    let f = file.to_str().unwrap();
+    let f = &s.nix_file("chain.nix", CHAIN);
     s.build_json(&[f, "-A", "top"], true);
     // The derivations that built the kept paths stay with --keep-derivations.
     let deleted = s.ok(&["store", "gc", "--keep-derivations"]);
@@ -89,9 +79,7 @@ fn keep_derivations_and_max_freed() {
 #[test]
 fn collection_during_a_build_keeps_its_inputs_and_outputs() {
     let s = TestStore::new();
-    let file = s.scratch("chain.nix");
-    write(&file, CHAIN.as_bytes());
-    let f = file.to_str().unwrap();
+    let f = &s.nix_file("chain.nix", CHAIN);
     let build = s
         .kiln()
         .args([

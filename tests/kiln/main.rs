@@ -5,6 +5,8 @@ mod derivation;
 mod diff;
 mod gc;
 mod nix_files;
+mod optimise;
 mod pkgs;
 mod store;
 mod support;
+mod verify;

@@ -73,6 +73,14 @@ impl TestStore {
             .collect()
     }
 
+    /// Writes a Nix file in the scratch folder, with `@mk@` replaced by [`MK`], and returns
+    /// its path.
+    pub(crate) fn nix_file(&self, name: &str, text: &str) -> String {
+        let file = self.scratch(name);
+        write(&file, text.replace("@mk@", MK).as_bytes());
+        file.to_str().expect("a UTF-8 temporary folder").to_owned()
+    }
+
     /// Opens the store through the library, as a second view of what the commands did.
     pub(crate) fn open(&self) -> kiln_store::Store {
         kiln_store::Store::open(&self.root()).expect("open the store")
@@ -113,4 +121,21 @@ pub(crate) fn nix_store() -> Option<PathBuf> {
 /// Returns the summary, the last of a build's JSON events.
 pub(crate) fn summary(events: &[serde_json::Value]) -> &serde_json::Value {
     events.last().filter(|e| e["event"] == "summary").expect("a build ends with its summary")
+}
+
+/// A Nix binding for test files: `mk name script` is a derivation that runs `script` with the
+/// host's `/bin/sh` and tools in `PATH`.
+pub(crate) const MK: &str = r#"mk = name: script: derivation {
+    inherit name;
+    system = builtins.currentSystem;
+    builder = "/bin/sh";
+    args = [ "-c" script ];
+    PATH = "/bin:/usr/bin";
+    __impureHostDeps = [ "/bin" "/usr" "/lib" "/lib64" ];
+  };"#;
+
+/// Returns the `out` path of the first derivation a build's summary lists.
+pub(crate) fn first_out(events: &[serde_json::Value]) -> String {
+    let outs = summary(events)["outputs"].as_object().expect("outputs by derivation");
+    outs.values().next().expect("one derivation")["out"].as_str().expect("an out").to_owned()
 }

@@ -24,7 +24,7 @@ struct Progress {
 }
 
 /// Draws builder events.
-pub(super) struct Reporter<'s> {
+pub(crate) struct Reporter<'s> {
     store: &'s Store,
     json: bool,
     stderr: std::io::Stderr,
@@ -36,7 +36,7 @@ pub(super) struct Reporter<'s> {
 }
 
 impl<'s> Reporter<'s> {
-    pub(super) fn new(store: &'s Store, json: bool) -> Reporter<'s> {
+    pub(crate) fn new(store: &'s Store, json: bool) -> Reporter<'s> {
         let terminal = std::io::stderr().is_terminal();
         Reporter {
             store,
@@ -132,7 +132,7 @@ impl<'s> Reporter<'s> {
         }
     }
 
-    pub(super) fn event(&mut self, event: Event) {
+    pub(crate) fn event(&mut self, event: Event) {
         let render = |p: &StorePath| self.store.render(p);
         if let Event::Plan { to_build, valid } = &event {
             self.draw_plan(to_build, *valid, false);
