@@ -8,6 +8,11 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
+// Evaluation and planning allocate many small, short-lived values; mimalloc serves them in a
+// fraction of the time glibc's allocator takes (see the README's performance section).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 fn main() -> ExitCode {
     init_logging();
     let args = cli::Cli::parse();

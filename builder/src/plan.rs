@@ -56,11 +56,27 @@ pub struct Plan {
     /// Indices of the requested derivations.
     pub roots: Vec<usize>,
     index: HashMap<StorePath, usize>,
+    /// The outputs of input-addressed derivations that are reused.
+    reused: Vec<StorePath>,
 }
 
 impl Plan {
     /// Plans the build of `roots` (`.drv` store paths).
     pub fn new(store: &Store, roots: &[StorePath]) -> Result<Plan, Error> {
+        // The outputs found valid are rooted after planning, all at once; if a collection
+        // removed one meanwhile, planning again finds it missing.
+        let mut attempts = 0;
+        loop {
+            let plan = store.read_snapshot(|| Plan::make(store, roots))?;
+            match store.add_temp_roots(&plan.reused) {
+                Ok(()) => return Ok(plan),
+                Err(e) if attempts == 3 => return Err(e.into()),
+                Err(_) => attempts += 1,
+            }
+        }
+    }
+
+    fn make(store: &Store, roots: &[StorePath]) -> Result<Plan, Error> {
         let mut plan = Plan::default();
         let mut visiting = Vec::new();
         let resolver = Resolver::new(store);
@@ -134,13 +150,11 @@ impl Plan {
                     missing.push(name.clone());
                 }
             }
-            // What is reused must not be collected before the build is done with it, and must
-            // not be known to be damaged.
-            if missing.is_empty() && store.add_temp_roots(&present).is_err() {
-                missing.extend(drv.outputs.keys().cloned());
-            }
+            // What is reused must not be known to be damaged, nor collected before the build
+            // is done with it (`new` roots it).
             if missing.is_empty() {
                 store.require_intact(&present)?;
+                self.reused.extend(present);
             }
             (!missing.is_empty()).then_some(Reason::MissingOutputs(missing))
         };

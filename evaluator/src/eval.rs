@@ -48,7 +48,16 @@ pub struct EvalOptions {
 }
 
 /// Maximum depth of nested expression evaluation, independent of function calls.
-pub(crate) const MAX_EVAL_DEPTH: usize = 100_000;
+pub(crate) const MAX_EVAL_DEPTH: usize = 10_000_000;
+
+/// How much of the thread's stack evaluation leaves unused: when less remains, the next
+/// nested evaluation stops with an error instead of overflowing the stack.
+const STACK_RED_ZONE: usize = 256 * 1024;
+
+/// Whether the current thread's stack is nearly used up (never, where its size is unknown).
+pub(crate) fn stack_exhausted() -> bool {
+    stacker::remaining_stack().is_some_and(|left| left < STACK_RED_ZONE)
+}
 
 /// An evaluation session: source files, the base environment, the import cache and the I/O.
 pub struct Evaluator {
@@ -76,7 +85,7 @@ impl Evaluator {
     /// A session with the given I/O and options.
     pub fn new(io: Box<dyn EvalIo>, mut opts: EvalOptions) -> Evaluator {
         if opts.max_call_depth == 0 {
-            opts.max_call_depth = 10_000;
+            opts.max_call_depth = 1_000_000;
         }
         let mut ev = Evaluator {
             sources: SourceMap::default(),
@@ -171,6 +180,12 @@ impl Evaluator {
                 })
                 .collect())
         }
+    }
+
+    /// Makes what evaluation added to the store so far durable and visible to other
+    /// processes (see [`EvalIo::flush`]).
+    pub fn flush_io(&self) -> std::io::Result<()> {
+        self.io.flush()
     }
 
     /// A thunk of a loaded expression in the base environment, evaluated when first needed
@@ -286,11 +301,11 @@ impl Evaluator {
     /// Evaluates `e` in `env` to weak head normal form.
     pub(crate) fn eval(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
         self.depth += 1;
-        if self.depth > MAX_EVAL_DEPTH {
+        if self.depth > MAX_EVAL_DEPTH || stack_exhausted() {
             self.depth -= 1;
             return err(
                 ErrorKind::StackOverflow,
-                "stack overflow; max-call-depth exceeded",
+                "stack overflow; expressions nested too deeply",
                 self.span_of(e),
             );
         }
@@ -986,7 +1001,7 @@ impl Evaluator {
 
     /// Deep equality, as `==`.
     pub fn equal(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
-        if self.nest >= MAX_EVAL_DEPTH {
+        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
@@ -1069,7 +1084,7 @@ impl Evaluator {
 
     /// `<`, as `builtins.lessThan`.
     pub fn less_than(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
-        if self.nest >= MAX_EVAL_DEPTH {
+        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
@@ -1118,7 +1133,7 @@ impl Evaluator {
         copy: bool,
         coerce_more: bool,
     ) -> R<String> {
-        if self.nest >= MAX_EVAL_DEPTH {
+        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
@@ -1216,7 +1231,7 @@ impl Evaluator {
         span: Span,
         seen: &mut std::collections::HashSet<usize>,
     ) -> R<()> {
-        if self.nest >= MAX_EVAL_DEPTH {
+        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;

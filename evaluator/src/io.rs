@@ -102,6 +102,11 @@ pub trait EvalIo {
     fn report(&self, text: &str);
     /// The value of an environment variable (`builtins.getEnv`).
     fn get_env(&self, name: &str) -> Option<String>;
+    /// Makes everything added to the store so far durable and visible to other processes (a
+    /// store may register what evaluation writes in batches).
+    fn flush(&self) -> io::Result<()> {
+        Ok(())
+    }
 }
 
 /// Real files, a fake store and messages kept in memory: for tests and tools that need no store.

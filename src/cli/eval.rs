@@ -153,6 +153,7 @@ fn run_on_thread(args: Args, store_root: PathBuf) -> Result<(), Failure> {
         }
     }
     flush_warnings(&mut ev);
+    ev.flush_io().map_err(|e| Failure::Plain(e.into()))?;
     use std::io::Write;
     std::io::stdout().lock().write_all(out.as_bytes())?;
     Ok(())

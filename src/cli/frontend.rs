@@ -65,23 +65,42 @@ impl<E: Into<anyhow::Error>> From<E> for Failure {
     }
 }
 
-/// Runs `f` on a thread with a 1 GiB stack (evaluation recurses). Drawn failures end the
+/// Runs `f` on a thread with a big stack (see [`spawn_big_stack`]). Drawn failures end the
 /// process with status 1, as their message is already on the screen.
 pub(crate) fn on_big_stack<T: Send + 'static>(
     f: impl FnOnce() -> Result<T, Failure> + Send + 'static,
 ) -> anyhow::Result<T> {
-    let joined = std::thread::Builder::new()
-        .name("eval".into())
-        .stack_size(1 << 30)
-        .spawn(f)
-        .context("cannot start the evaluation thread")?
-        .join();
+    let joined = spawn_big_stack("eval", f)?.join();
     match joined {
         Ok(Ok(v)) => Ok(v),
         Ok(Err(Failure::Plain(e))) => Err(e),
         Ok(Err(Failure::Drawn)) => std::process::exit(1),
         Err(_) => bail!("the evaluator crashed"),
     }
+}
+
+/// Starts `f` on a thread with a 4 GiB stack, for evaluation, which recurses: only the part
+/// used takes memory, and the evaluator stops with an error before it runs out. Where the
+/// system refuses that much address space, it tries 1 GiB, then 256 MiB.
+pub(crate) fn spawn_big_stack<T: Send + 'static>(
+    name: &str,
+    f: impl FnOnce() -> T + Send + 'static,
+) -> anyhow::Result<std::thread::JoinHandle<T>> {
+    let slot = std::sync::Arc::new(std::sync::Mutex::new(Some(f)));
+    let mut refused = None;
+    for size in [4 << 30, 1 << 30, 256 << 20] {
+        let f = slot.clone();
+        let spawned =
+            std::thread::Builder::new().name(name.into()).stack_size(size).spawn(move || {
+                let f = f.lock().unwrap_or_else(|e| e.into_inner()).take();
+                f.expect("the thread that starts runs it")()
+            });
+        match spawned {
+            Ok(handle) => return Ok(handle),
+            Err(e) => refused = Some(e),
+        }
+    }
+    Err(refused.expect("tried")).context("cannot start the evaluation thread")
 }
 
 /// Makes an evaluator over `io` (`StoreIo` for the real store) with the command line's options.
@@ -99,7 +118,7 @@ pub(crate) fn make_evaluator(
         nix_path,
         home: std::env::var("HOME").ok(),
         system: current_system(),
-        max_call_depth: max_call_depth.unwrap_or(10_000),
+        max_call_depth: max_call_depth.unwrap_or(1_000_000),
         impure: true,
         experimental: experimental
             .iter()
@@ -237,6 +256,7 @@ pub(crate) fn derivations(
             }
         }
         flush_warnings(&mut ev);
+        ev.flush_io().map_err(|e| Failure::Plain(e.into()))?;
         if found.is_empty() {
             return Err(Failure::Plain(anyhow::anyhow!(
                 "the expression has no derivations to build"

@@ -93,11 +93,7 @@ impl Completer for Helper {
 
 /// Runs `kiln repl` on a thread with a large stack.
 pub(crate) fn run(args: Args, store_root: PathBuf) -> anyhow::Result<()> {
-    std::thread::Builder::new()
-        .name("repl".into())
-        .stack_size(1 << 30)
-        .spawn(move || run_here(args, store_root))
-        .context("cannot start the evaluation thread")?
+    super::frontend::spawn_big_stack("repl", move || run_here(args, store_root))?
         .join()
         .map_err(|_| anyhow::anyhow!("the evaluator crashed"))?
 }
@@ -137,7 +133,13 @@ fn run_here(args: Args, store_root: PathBuf) -> anyhow::Result<()> {
             continue;
         }
         let _ = rl.add_history_entry(line);
-        if !handle(&session, line) {
+        let go_on = handle(&session, line);
+        // What the line wrote to the store is registered before the next prompt, so that
+        // another command can build it.
+        if let Err(e) = session.ev.borrow().flush_io() {
+            eprintln!("error: {e}");
+        }
+        if !go_on {
             break;
         }
     }

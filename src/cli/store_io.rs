@@ -25,6 +25,9 @@ pub(crate) struct StoreIo {
     plain: PlainIo,
     /// Identities of the derivations written or read so far.
     identities: RefCell<HashMap<StorePath, Blake3Hash>>,
+    /// The outputs without a path yet (content-addressed or deferred) of the derivations
+    /// written or read so far.
+    unknown_outputs: RefCell<HashMap<StorePath, BTreeSet<String>>>,
 }
 
 fn io_err(e: impl std::fmt::Display) -> io::Error {
@@ -39,6 +42,7 @@ impl StoreIo {
             store: OnceCell::new(),
             plain: PlainIo::default(),
             identities: RefCell::default(),
+            unknown_outputs: RefCell::default(),
         }
     }
 
@@ -49,6 +53,8 @@ impl StoreIo {
         let store = Store::open(&self.root).map_err(|e| {
             io_err(format!("cannot open the store at `{}`: {e}", self.root.display()))
         })?;
+        // `.drv` and `toFile` files are registered in batches; see `flush`.
+        let store = store.batched();
         Ok(self.store.get_or_init(|| store))
     }
 
@@ -74,8 +80,18 @@ impl StoreIo {
 
     /// Tells whether output `output` of the derivation `drv` is known only after a build.
     fn is_pending(&self, drv: &StorePath, output: &str) -> io::Result<bool> {
+        if let Some(unknown) = self.unknown_outputs.borrow().get(drv) {
+            return Ok(unknown.contains(output));
+        }
         let d = self.store()?.read_derivation(drv).map_err(io_err)?;
+        self.remember_unknown_outputs(drv, &d);
         Ok(d.outputs.get(output).is_some_and(|o| o.path.is_none()))
+    }
+
+    fn remember_unknown_outputs(&self, drv_path: &StorePath, drv: &Derivation) {
+        let unknown = drv.outputs.iter().filter(|(_, o)| o.path.is_none());
+        let unknown = unknown.map(|(name, _)| name.clone()).collect();
+        self.unknown_outputs.borrow_mut().insert(drv_path.clone(), unknown);
     }
 }
 
@@ -177,6 +193,7 @@ impl EvalIo for StoreIo {
         .map_err(io_err)?;
         let drv_path = store.write_derivation(&req.name, &drv).map_err(io_err)?;
         self.identities.borrow_mut().insert(drv_path.clone(), identity);
+        self.remember_unknown_outputs(&drv_path, &drv);
 
         let outputs = drv
             .outputs
@@ -198,5 +215,12 @@ impl EvalIo for StoreIo {
 
     fn get_env(&self, name: &str) -> Option<String> {
         self.plain.get_env(name)
+    }
+
+    fn flush(&self) -> io::Result<()> {
+        match self.store.get() {
+            Some(store) => store.flush().map_err(io_err),
+            None => Ok(()),
+        }
     }
 }

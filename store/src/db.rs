@@ -150,6 +150,8 @@ impl Graph {
 pub(crate) struct Db {
     conn: Connection,
     path: PathBuf,
+    /// Whether a read transaction is open (see `Store::read_snapshot`).
+    snapshot: bool,
 }
 
 impl Db {
@@ -171,7 +173,7 @@ impl Db {
                 Err(e) => return Err(err("configuring the connection")(e)),
             }
         }
-        let mut db = Db { conn, path: path.to_owned() };
+        let mut db = Db { conn, path: path.to_owned(), snapshot: false };
         db.migrate()?;
         Ok(db)
     }
@@ -282,67 +284,73 @@ impl Db {
         info: &PathInfo,
         drv_outputs: &[(String, StorePath)],
     ) -> Result<bool, Error> {
+        let mut added = self.register_all(&[(info.clone(), drv_outputs.to_vec())])?;
+        Ok(added.pop().is_some())
+    }
+
+    /// Registers paths in one transaction, in order (so a path may refer to one before it).
+    /// Returns the ones that were not valid before.
+    pub(crate) fn register_all(
+        &mut self,
+        entries: &[(PathInfo, Vec<(String, StorePath)>)],
+    ) -> Result<Vec<StorePath>, Error> {
+        // A registration within a read snapshot (a content-addressed derivation resolved while
+        // planning) ends the snapshot and starts a new one after it.
+        let snapshot = self.snapshot;
+        if snapshot {
+            self.read_transaction(false)?;
+        }
         let path = self.path.clone();
         let err = |op| err_at(&path, op);
         let tx = self
             .conn
             .transaction_with_behavior(TransactionBehavior::Immediate)
             .map_err(err("starting a registration"))?;
-        let name = info.path.to_string();
-        let exists = tx
-            .prepare_cached("SELECT 1 FROM valid_paths WHERE path = ?1")
-            .and_then(|mut s| s.exists([&name]))
-            .map_err(err("checking a path"))?;
-        if exists {
-            return Ok(false);
-        }
-        tx.prepare_cached(
-            "INSERT INTO valid_paths (path, nar_hash, nar_size, deriver, registration_time, ca)
-             VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-        )
-        .and_then(|mut s| {
-            s.execute(params![
-                name,
-                info.nar_hash.as_bytes().as_slice(),
-                info.nar_size as i64,
-                info.deriver.as_ref().map(|d| d.to_string()),
-                info.registration_time,
-                info.ca,
-            ])
-        })
-        .map_err(err("registering a path"))?;
-        let id = tx.last_insert_rowid();
-        {
-            let mut lookup = tx
-                .prepare_cached("SELECT id FROM valid_paths WHERE path = ?1")
-                .map_err(err("adding references"))?;
-            let mut insert = tx
-                .prepare_cached("INSERT INTO refs (referrer, reference) VALUES (?1, ?2)")
-                .map_err(err("adding references"))?;
-            for reference in &info.references {
-                let target: Option<i64> = lookup
-                    .query_row([reference.to_string()], |r| r.get(0))
-                    .optional()
-                    .map_err(err("adding references"))?;
-                let target = target.ok_or_else(|| Error::MissingReference {
-                    path: name.clone(),
-                    reference: reference.to_string(),
-                })?;
-                insert.execute([id, target]).map_err(err("adding references"))?;
-            }
-            let mut outputs = tx
-                .prepare_cached(
-                    "INSERT INTO derivation_outputs (drv, output, path) VALUES (?1, ?2, ?3)",
-                )
-                .map_err(err("adding derivation outputs"))?;
-            for (output, out_path) in drv_outputs {
-                outputs
-                    .execute(params![id, output, out_path.to_string()])
-                    .map_err(err("adding derivation outputs"))?;
+        let mut added = Vec::new();
+        for (info, drv_outputs) in entries {
+            if insert_path(&tx, &path, info, drv_outputs)? {
+                added.push(info.path.clone());
             }
         }
         tx.commit().map_err(err("committing a registration"))?;
-        Ok(true)
+        if snapshot {
+            self.read_transaction(true)?;
+        }
+        Ok(added)
+    }
+
+    /// Starts (`true`) or ends a read transaction: the queries in between see one snapshot.
+    pub(crate) fn read_transaction(&mut self, start: bool) -> Result<(), Error> {
+        let sql = if start { "BEGIN DEFERRED" } else { "COMMIT" };
+        self.conn.execute_batch(sql).map_err(self.err("reading a snapshot"))?;
+        self.snapshot = start;
+        Ok(())
+    }
+
+    /// Returns the first of `paths` that is not valid, if any, in one statement. It reads the
+    /// database as it is now, even within a read snapshot: it confirms temporary roots.
+    pub(crate) fn first_invalid(
+        &mut self,
+        paths: &[StorePath],
+    ) -> Result<Option<StorePath>, Error> {
+        if self.snapshot {
+            self.read_transaction(false)?;
+            let found = self.first_invalid(paths);
+            self.read_transaction(true)?;
+            return found;
+        }
+        let err = self.err("checking paths");
+        let json =
+            format!("[{}]", paths.iter().map(|r| format!("\"{r}\"")).collect::<Vec<_>>().join(","));
+        let found: Option<String> = self
+            .conn
+            .prepare_cached(
+                "SELECT j.value FROM json_each(?1) j
+                 WHERE NOT EXISTS (SELECT 1 FROM valid_paths v WHERE v.path = j.value) LIMIT 1",
+            )
+            .and_then(|mut s| s.query_row([json], |r| r.get(0)).optional())
+            .map_err(&err)?;
+        found.map(|p| self.parse_path(&p)).transpose()
     }
 
     pub(crate) fn referrers(&self, path: &StorePath) -> Result<Vec<StorePath>, Error> {
@@ -744,4 +752,65 @@ fn is_busy(e: &rusqlite::Error) -> bool {
 fn err_at(path: &Path, op: &'static str) -> impl FnOnce(rusqlite::Error) -> Error + use<> {
     let path = path.to_owned();
     move |source| Error::Db { op, path, source }
+}
+
+/// Inserts one path, its references and its derivation outputs within `tx`; `false` if it was
+/// already valid.
+fn insert_path(
+    tx: &rusqlite::Transaction<'_>,
+    db: &Path,
+    info: &PathInfo,
+    drv_outputs: &[(String, StorePath)],
+) -> Result<bool, Error> {
+    let err = |op| err_at(db, op);
+    let name = info.path.to_string();
+    let exists = tx
+        .prepare_cached("SELECT 1 FROM valid_paths WHERE path = ?1")
+        .and_then(|mut s| s.exists([&name]))
+        .map_err(err("checking a path"))?;
+    if exists {
+        return Ok(false);
+    }
+    tx.prepare_cached(
+        "INSERT INTO valid_paths (path, nar_hash, nar_size, deriver, registration_time, ca)
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+    )
+    .and_then(|mut s| {
+        s.execute(params![
+            name,
+            info.nar_hash.as_bytes().as_slice(),
+            info.nar_size as i64,
+            info.deriver.as_ref().map(|d| d.to_string()),
+            info.registration_time,
+            info.ca,
+        ])
+    })
+    .map_err(err("registering a path"))?;
+    let id = tx.last_insert_rowid();
+    let mut lookup = tx
+        .prepare_cached("SELECT id FROM valid_paths WHERE path = ?1")
+        .map_err(err("adding references"))?;
+    let mut insert = tx
+        .prepare_cached("INSERT INTO refs (referrer, reference) VALUES (?1, ?2)")
+        .map_err(err("adding references"))?;
+    for reference in &info.references {
+        let target: Option<i64> = lookup
+            .query_row([reference.to_string()], |r| r.get(0))
+            .optional()
+            .map_err(err("adding references"))?;
+        let target = target.ok_or_else(|| Error::MissingReference {
+            path: name.clone(),
+            reference: reference.to_string(),
+        })?;
+        insert.execute([id, target]).map_err(err("adding references"))?;
+    }
+    let mut outputs = tx
+        .prepare_cached("INSERT INTO derivation_outputs (drv, output, path) VALUES (?1, ?2, ?3)")
+        .map_err(err("adding derivation outputs"))?;
+    for (output, out_path) in drv_outputs {
+        outputs
+            .execute(params![id, output, out_path.to_string()])
+            .map_err(err("adding derivation outputs"))?;
+    }
+    Ok(true)
 }

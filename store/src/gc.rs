@@ -82,17 +82,29 @@ impl Store {
         self.db().register(info, drv_outputs)
     }
 
+    /// Roots and registers paths in one transaction, in order.
+    pub(crate) fn register_all_rooted(
+        &self,
+        entries: &[(PathInfo, Vec<(String, StorePath)>)],
+    ) -> Result<(), Error> {
+        let _gc = LockFile::acquire_shared(&self.gc_lock_path())?;
+        let paths: Vec<StorePath> = entries.iter().map(|(info, _)| info.path.clone()).collect();
+        self.write_temp_roots(&paths)?;
+        self.db().register_all(entries)?;
+        Ok(())
+    }
+
     /// Keeps `paths` from being collected while this process runs. Fails, naming the path, if
     /// one is no longer valid (a collection deleted it before it was rooted).
     pub fn add_temp_roots(&self, paths: &[StorePath]) -> Result<(), Error> {
         let _gc = LockFile::acquire_shared(&self.gc_lock_path())?;
         self.write_temp_roots(paths)?;
-        for p in paths {
-            if !self.is_valid(p)? {
-                return Err(Error::NotValid { path: self.render(p) });
-            }
+        let registered: Vec<StorePath> =
+            paths.iter().filter(|p| !self.is_pending(p)).cloned().collect();
+        match self.db().first_invalid(&registered)? {
+            Some(p) => Err(Error::NotValid { path: self.render(&p) }),
+            None => Ok(()),
         }
-        Ok(())
     }
 
     fn write_temp_roots(&self, paths: &[StorePath]) -> Result<(), Error> {

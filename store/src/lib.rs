@@ -62,7 +62,24 @@ pub struct Store {
     db: Mutex<db::Db>,
     /// The `auto-optimise` setting, as it was when the store was opened.
     auto_optimise: bool,
+    /// Whether text files wait in [`Pending`] to be registered together (see [`Store::batched`]).
+    batched: bool,
+    pending: Mutex<Pending>,
 }
+
+/// Text files this store has moved into the store folder but not yet registered. Each stays
+/// locked until [`Store::flush`] registers it: to other processes it is a path being written,
+/// which they wait for and which no collection or verification removes as debris.
+#[derive(Default)]
+struct Pending {
+    entries: Vec<(PathInfo, Vec<(String, StorePath)>)>,
+    paths: std::collections::HashSet<StorePath>,
+    locks: Vec<LockFile>,
+}
+
+/// How many text files wait at most before [`Store::flush`] registers them: each holds a lock
+/// (an open file) until then.
+const PENDING_MAX: usize = 256;
 
 impl Store {
     /// Opens the store at `root`, creating its folders and database on first use.
@@ -77,7 +94,62 @@ impl Store {
         let db = db::Db::open(&root.join("db.sqlite"))?;
         let auto_optimise = db.setting(AUTO_OPTIMISE)?.is_some_and(|v| v == "true");
         tracing::debug!(root = %root.display(), "opened the store");
-        Ok(Store { root, dir, db: Mutex::new(db), auto_optimise })
+        Ok(Store {
+            root,
+            dir,
+            db: Mutex::new(db),
+            auto_optimise,
+            batched: false,
+            pending: Mutex::default(),
+        })
+    }
+
+    /// Makes text files (`.drv` files among them) wait to be registered together, by
+    /// [`Store::flush`] or when this store is dropped: one sync of the file system and one
+    /// transaction for many files instead of three syncs each. Until then this store, and
+    /// nothing else, counts them as valid.
+    pub fn batched(mut self) -> Store {
+        self.batched = true;
+        self
+    }
+
+    /// Registers the text files waiting to be (see [`Store::batched`]): their contents are
+    /// synced to disk first, then they are rooted and registered in one transaction.
+    pub fn flush(&self) -> Result<(), Error> {
+        let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
+        if pending.entries.is_empty() {
+            return Ok(());
+        }
+        let tmp = self.root.join("tmp");
+        let file = std::fs::File::open(&tmp).at("open", &tmp)?;
+        nix::unistd::syncfs(&file)
+            .map_err(std::io::Error::from)
+            .at("sync the file system of", self.dir.as_path())?;
+        self.register_all_rooted(&pending.entries)?;
+        for (info, _) in &pending.entries {
+            self.auto_optimise(&info.path);
+        }
+        tracing::debug!(paths = pending.entries.len(), "registered a batch");
+        Ok(())
+    }
+
+    /// Runs `f` with the queries it makes through this store reading one snapshot of the
+    /// database: many small queries then cost one lock instead of one each. `f` must not write
+    /// through this store, and no other thread may use it meanwhile; what `f` learns may be
+    /// stale by the time it returns (root what is to be kept with [`Store::add_temp_roots`]
+    /// after, not within).
+    pub fn read_snapshot<T, E: From<Error>>(
+        &self,
+        f: impl FnOnce() -> Result<T, E>,
+    ) -> Result<T, E> {
+        self.db().read_transaction(true)?;
+        let result = f();
+        self.db().read_transaction(false)?;
+        result
+    }
+
+    pub(crate) fn is_pending(&self, path: &StorePath) -> bool {
+        self.batched && self.pending.lock().unwrap_or_else(|e| e.into_inner()).paths.contains(path)
     }
 
     /// Returns the store's root folder.
@@ -126,7 +198,7 @@ impl Store {
 
     /// Tells whether a path is valid (registered, hence complete on disk).
     pub fn is_valid(&self, path: &StorePath) -> Result<bool, Error> {
-        self.db().is_valid(path)
+        Ok(self.is_pending(path) || self.db().is_valid(path)?)
     }
 
     /// Returns what the store knows of a path, or `None` if it is not valid.
@@ -151,6 +223,9 @@ impl Store {
 
     /// Tells whether a path about to be added is there already, intact, and now rooted.
     fn reusable(&self, path: &StorePath) -> Result<bool, Error> {
+        if self.is_pending(path) {
+            return Ok(true);
+        }
         Ok(self.is_valid(path)?
             && self.add_temp_roots(std::slice::from_ref(path)).is_ok()
             && self.damage(path)?.is_none())
@@ -282,7 +357,49 @@ impl Store {
         }
         let (nar_hash, nar_size) = text_nar_hash(contents);
         let info = self.new_info(&path, nar_hash, nar_size, references.clone(), Some("text"));
+        if self.batched {
+            let lock = LockFile::acquire(&self.root.join("locks").join(format!("{path}.lock")))?;
+            // Unless another process registered it while we waited (or it is damaged, which
+            // `install` handles), it goes in now and is registered later.
+            if !self.db().is_valid(&path)? {
+                return self.install_pending(info, drv_outputs, contents, lock);
+            }
+        }
         self.install(&info, drv_outputs, |tmp| std::fs::write(tmp, contents).at("write", tmp))?;
+        Ok(path)
+    }
+
+    /// Moves a text file into the store, holding its lock, and leaves it to [`Store::flush`].
+    fn install_pending(
+        &self,
+        info: PathInfo,
+        drv_outputs: &[(String, StorePath)],
+        contents: &[u8],
+        lock: LockFile,
+    ) -> Result<StorePath, Error> {
+        let path = info.path.clone();
+        let target = self.locate(&path);
+        fsutil::remove_tree(&target)?;
+        self.remove_temporaries(&path)?;
+        let tmp = self.root.join("tmp").join(format!("{path}.{}", std::process::id()));
+        let written = std::fs::write(&tmp, contents)
+            .at("write", &tmp)
+            .and_then(|()| fsutil::normalise(&tmp))
+            .and_then(|()| std::fs::rename(&tmp, &target).at("move into the store", &target));
+        if let Err(e) = written {
+            fsutil::remove_tree(&tmp)?;
+            return Err(e);
+        }
+        let full = {
+            let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+            pending.paths.insert(path.clone());
+            pending.entries.push((info, drv_outputs.to_vec()));
+            pending.locks.push(lock);
+            pending.entries.len() >= PENDING_MAX
+        };
+        if full {
+            self.flush()?;
+        }
         Ok(path)
     }
 
@@ -578,6 +695,16 @@ impl Store {
             }
         }
         Ok(())
+    }
+}
+
+impl Drop for Store {
+    fn drop(&mut self) {
+        if let Err(e) = self.flush() {
+            // What was not registered is debris that the next writer, collection or
+            // verification removes; the caller that wanted it registered should have flushed.
+            tracing::error!(error = %e, "could not register the files written last");
+        }
     }
 }
 

@@ -69,3 +69,37 @@ fn malformed_derivations_are_rejected_with_the_offset() {
     let err = s.fails(&["derivation", "show", foreign.to_str().unwrap()], 1);
     assert!(err.contains("at byte 15") && err.contains("is not in the store"), "{err}");
 }
+
+#[test]
+fn instantiating_many_derivations_registers_every_one_with_its_references() {
+    // Evaluation registers `.drv` and `toFile` files in batches of a few hundred; 600 cross
+    // several batches, and each refers to the one before it.
+    let s = TestStore::new();
+    let file = s.nix_file(
+        "chain.nix",
+        r#"let
+          note = builtins.toFile "note" "shared";
+          node = i: derivation {
+            name = "n${toString i}";
+            system = "x86_64-linux";
+            builder = "/bin/sh";
+            args = [ "-c" "echo ${note} ${if i == 0 then "" else node (i - 1)} > $out" ];
+          };
+        in node 599"#,
+    );
+    let drv = s.ok(&["instantiate", &file]);
+    let drv = drv.trim();
+    let closure = s.ok(&["store", "closure", drv]);
+    let drvs = closure.lines().filter(|l| l.ends_with(".drv")).count();
+    assert_eq!(drvs, 600, "{closure}");
+    assert!(closure.lines().any(|l| l.ends_with("-note")), "{closure}");
+    let verified = || {
+        let out = s.kiln().args(["store", "verify"]).output().expect("run kiln");
+        assert!(out.status.success());
+        String::from_utf8_lossy(&out.stderr).into_owned()
+    };
+    assert!(verified().contains("checked 601 paths: 0 problems"), "{}", verified());
+    // Instantiating again finds every file registered and changes nothing.
+    assert_eq!(s.ok(&["instantiate", &file]).trim(), drv);
+    assert!(verified().contains("checked 601 paths: 0 problems"), "{}", verified());
+}

@@ -4,6 +4,7 @@ mod build;
 mod derivation;
 mod diff;
 mod gc;
+mod limits;
 mod nix_files;
 mod optimise;
 mod pkgs;

@@ -11,6 +11,10 @@ use crate::lower::Param;
 use crate::syntax::Span;
 use crate::value::{Attrs, Context, NixString, Symbol, Thunk, Value};
 
+/// How deeply `toJSON` (and structured attributes) nest values: CppNix's default
+/// `max-call-depth`, which bounds the same there; a smaller `--max-call-depth` lowers it.
+const MAX_JSON_DEPTH: usize = 10_000;
+
 // ---- JSON ----
 
 /// Formats a float as nlohmann's JSON writer (used by CppNix) does.
@@ -72,7 +76,9 @@ impl Evaluator {
         copy: bool,
         out: &mut String,
     ) -> R<()> {
-        if self.json_nest >= self.opts.max_call_depth {
+        if self.json_nest >= self.opts.max_call_depth.min(MAX_JSON_DEPTH)
+            || crate::eval::stack_exhausted()
+        {
             return err(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", span);
         }
         self.json_nest += 1;
@@ -402,7 +408,7 @@ impl Evaluator {
         w: &mut XmlWriter,
         seen: &mut std::collections::HashSet<usize>,
     ) -> R<()> {
-        if self.nest >= crate::eval::MAX_EVAL_DEPTH {
+        if self.nest >= crate::eval::MAX_EVAL_DEPTH || crate::eval::stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
