@@ -50,9 +50,13 @@ pub struct EvalOptions {
 /// Maximum depth of nested expression evaluation, independent of function calls.
 pub(crate) const MAX_EVAL_DEPTH: usize = 10_000_000;
 
+/// Maximum nesting of values that deep operations (`==`, `<`, `deepSeq`, printing, string
+/// conversion) walk: deeper values would also be too deep to free without overflowing the stack.
+pub(crate) const MAX_VALUE_DEPTH: usize = 100_000;
+
 /// How much of the thread's stack evaluation leaves unused: when less remains, the next
 /// nested evaluation stops with an error instead of overflowing the stack.
-const STACK_RED_ZONE: usize = 256 * 1024;
+const STACK_RED_ZONE: usize = 1024 * 1024;
 
 /// Whether the current thread's stack is nearly used up (never, where its size is unknown).
 pub(crate) fn stack_exhausted() -> bool {
@@ -301,7 +305,8 @@ impl Evaluator {
     /// Evaluates `e` in `env` to weak head normal form.
     pub(crate) fn eval(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
         self.depth += 1;
-        if self.depth > MAX_EVAL_DEPTH || stack_exhausted() {
+        // The stack is measured every 16 levels: far fewer bytes than its red zone apart.
+        if self.depth > MAX_EVAL_DEPTH || (self.depth % 16 == 0 && stack_exhausted()) {
             self.depth -= 1;
             return err(
                 ErrorKind::StackOverflow,
@@ -892,10 +897,21 @@ impl Evaluator {
                 if a.is_empty() {
                     return Ok(Value::Attrs(b));
                 }
-                let mut m = (*a).clone();
-                for (k, v) in b.iter() {
-                    m.insert(k.clone(), v.clone());
-                }
+                // Copy the bigger side (taking it over if nothing else holds it) and insert the
+                // smaller one, the right side winning.
+                let m = if a.len() >= b.len() {
+                    let mut m = Rc::unwrap_or_clone(a);
+                    for (k, v) in b.iter() {
+                        m.insert(k.clone(), v.clone());
+                    }
+                    m
+                } else {
+                    let mut m = Rc::unwrap_or_clone(b);
+                    for (k, v) in a.iter() {
+                        m.entry(k.clone()).or_insert_with(|| v.clone());
+                    }
+                    m
+                };
                 Ok(Value::Attrs(Rc::new(m)))
             }
             BinOp::Add => self.add(lv, rv, span),
@@ -1001,7 +1017,7 @@ impl Evaluator {
 
     /// Deep equality, as `==`.
     pub fn equal(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
-        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
+        if self.nest >= MAX_VALUE_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
@@ -1084,7 +1100,7 @@ impl Evaluator {
 
     /// `<`, as `builtins.lessThan`.
     pub fn less_than(&mut self, a: &Value, b: &Value, span: Span) -> R<bool> {
-        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
+        if self.nest >= MAX_VALUE_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
@@ -1133,7 +1149,7 @@ impl Evaluator {
         copy: bool,
         coerce_more: bool,
     ) -> R<String> {
-        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
+        if self.nest >= MAX_VALUE_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
@@ -1231,7 +1247,7 @@ impl Evaluator {
         span: Span,
         seen: &mut std::collections::HashSet<usize>,
     ) -> R<()> {
-        if self.nest >= MAX_EVAL_DEPTH || stack_exhausted() {
+        if self.nest >= MAX_VALUE_DEPTH || stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;

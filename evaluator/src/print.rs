@@ -87,7 +87,7 @@ fn print_inner(
     depth: usize,
 ) {
     // Printing recurses; deeper values than evaluation allows are cut off, not crashed on.
-    if depth > crate::eval::MAX_EVAL_DEPTH || crate::eval::stack_exhausted() {
+    if depth > crate::eval::MAX_VALUE_DEPTH || crate::eval::stack_exhausted() {
         out.push_str("«too deep»");
         return;
     }
@@ -226,7 +226,7 @@ pub fn trace_value(v: &Value) -> String {
 }
 
 fn trace_inner(v: &Value, out: &mut String, depth: usize) {
-    if depth > crate::eval::MAX_EVAL_DEPTH || crate::eval::stack_exhausted() {
+    if depth > crate::eval::MAX_VALUE_DEPTH || crate::eval::stack_exhausted() {
         out.push_str("«too deep»");
         return;
     }

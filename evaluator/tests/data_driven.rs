@@ -11,6 +11,9 @@ fn evaluator() -> Evaluator {
     let opts = EvalOptions {
         home: Some("/fake-home".into()),
         system: "x86_64-linux".into(),
+        // CppNix's later default, which the recursion snapshots were written against; what
+        // happens without it (the stack runs out) is tested end to end in tests/kiln/limits.rs.
+        max_call_depth: 10_000,
         ..EvalOptions::default()
     };
     Evaluator::new(Box::new(PlainIo::default()), opts)

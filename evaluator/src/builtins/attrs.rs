@@ -60,8 +60,13 @@ pub(super) fn prim_remove_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) -> 
 pub(super) fn prim_intersect_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let x = ev.force_attrs(&a[0], span)?;
     let y = ev.force_attrs(&a[1], span)?;
-    let out: Attrs =
-        y.iter().filter(|(k, _)| x.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect();
+    // The values come from `y`; walking the smaller set keeps `callPackage` (a few formals
+    // against a whole package set) from costing the size of the package set.
+    let out: Attrs = if x.len() < y.len() {
+        x.keys().filter_map(|k| y.get_key_value(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    } else {
+        y.iter().filter(|(k, _)| x.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+    };
     Ok(Value::Attrs(Rc::new(out)))
 }
 

@@ -408,7 +408,7 @@ impl Evaluator {
         w: &mut XmlWriter,
         seen: &mut std::collections::HashSet<usize>,
     ) -> R<()> {
-        if self.nest >= crate::eval::MAX_EVAL_DEPTH || crate::eval::stack_exhausted() {
+        if self.nest >= crate::eval::MAX_VALUE_DEPTH || crate::eval::stack_exhausted() {
             return err(ErrorKind::StackOverflow, "stack overflow; value nested too deeply", span);
         }
         self.nest += 1;
