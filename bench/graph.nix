@@ -1,11 +1,12 @@
 # A generated graph of trivial derivations for the build benchmarks: node i depends on nodes
 # i/2 and i/3 (a DAG that is wide near the top), node 0 prints `leaf` (and has `comment` in its
 # script, which changes its derivation but not its output). Works with kiln and with CppNix's
-# nix-build. `ca = true` makes every derivation content-addressed (kiln only).
-{ n ? 1000, leaf ? "leaf", comment ? "", ca ? false }:
+# nix-build. `ca = true` makes every derivation content-addressed (kiln only); `flat = true`
+# drops the dependencies, so all n derivations are independent and ready at once.
+{ n ? 1000, leaf ? "leaf", comment ? "", ca ? false, flat ? false }:
 let
   node = i:
-    let deps = if i == 0 then [ ] else builtins.filter (j: j < i) [ (i / 2) (i / 3) ];
+    let deps = if i == 0 || flat then [ ] else builtins.filter (j: j < i) [ (i / 2) (i / 3) ];
     in derivation ({
       name = "node-${toString i}";
       system = builtins.currentSystem;

@@ -306,7 +306,7 @@ impl Evaluator {
     pub(crate) fn eval(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
         self.depth += 1;
         // The stack is measured every 16 levels: far fewer bytes than its red zone apart.
-        if self.depth > MAX_EVAL_DEPTH || (self.depth % 16 == 0 && stack_exhausted()) {
+        if self.depth > MAX_EVAL_DEPTH || (self.depth.is_multiple_of(16) && stack_exhausted()) {
             self.depth -= 1;
             return err(
                 ErrorKind::StackOverflow,
