@@ -1,4 +1,4 @@
-# A generated store for the store benchmarks (bench/store.sh): n text files made with
+# A generated store for the store benchmarks (bench/run.sh store): n text files made with
 # builtins.toFile, in two independent halves, "live" and "dead", of n/2 files each. In a half, a
 # shared `base` file is named by every other file, and tree node i names nodes 2i+1, 2i+2 and
 # 3i+3 when they exist (string context makes them references), so node 0 reaches the whole half
