@@ -623,13 +623,16 @@ impl Evaluator {
     }
 
     fn build_attrs(&mut self, def: &AttrsDef, env: &Rc<Env>) -> R<Value> {
-        let mut attrs = Attrs::new();
+        let mut attrs: Attrs;
         let inner = if def.rec {
             let frame = self.rec_frame(def, env);
             let slots = frame.slots.borrow().clone();
-            for (b, t) in def.bindings.iter().zip(slots) {
-                attrs.insert(b.name.clone(), AttrEntry { value: t, pos: Some(b.span) });
-            }
+            attrs = def
+                .bindings
+                .iter()
+                .zip(slots)
+                .map(|(b, t)| (b.name, AttrEntry { value: t, pos: Some(b.span) }))
+                .collect();
             // `__overrides` in a `rec` set replaces attributes, also in the recursive scope.
             let key = Symbol::new("__overrides");
             if let Some(o) = attrs.get(&key).map(|e| e.value.clone()) {
@@ -652,10 +655,11 @@ impl Evaluator {
             } else {
                 env.clone()
             };
-            for b in &def.bindings {
-                let t = self.thunk(&b.value, &frame);
-                attrs.insert(b.name.clone(), AttrEntry { value: t, pos: Some(b.span) });
-            }
+            attrs = def
+                .bindings
+                .iter()
+                .map(|b| (b.name, AttrEntry { value: self.thunk(&b.value, &frame), pos: Some(b.span) }))
+                .collect();
             frame
         };
         for (k, v, span) in &def.dynamic {
@@ -786,7 +790,7 @@ impl Evaluator {
                 }
             }
             Value::Attrs(a) if a.contains_key(&Symbol::new("__functor")) => {
-                let functor = a[&Symbol::new("__functor")].value.clone();
+                let functor = a.get(&Symbol::new("__functor")).expect("checked above").value.clone();
                 let fv = self.force(&functor)?;
                 let inner = self.call(&fv, Thunk::value(f.clone()), span)?;
                 self.call(&inner, arg, span)
@@ -897,20 +901,16 @@ impl Evaluator {
                 if a.is_empty() {
                     return Ok(Value::Attrs(b));
                 }
-                // Copy the bigger side (taking it over if nothing else holds it) and insert the
-                // smaller one, the right side winning.
-                let m = if a.len() >= b.len() {
+                // One merge of the two sorted sets; a small right side is inserted in place when
+                // nothing else holds the left one.
+                let m = if b.len() <= 4 && Rc::strong_count(&a) == 1 {
                     let mut m = Rc::unwrap_or_clone(a);
                     for (k, v) in b.iter() {
-                        m.insert(k.clone(), v.clone());
+                        m.insert(*k, v.clone());
                     }
                     m
                 } else {
-                    let mut m = Rc::unwrap_or_clone(b);
-                    for (k, v) in a.iter() {
-                        m.entry(k.clone()).or_insert_with(|| v.clone());
-                    }
-                    m
+                    a.update(&b)
                 };
                 Ok(Value::Attrs(Rc::new(m)))
             }

@@ -28,7 +28,7 @@ impl Evaluator {
     fn auto_call_inner(&mut self, v: Value, args: &Rc<Attrs>) -> R<Value> {
         let v = match v {
             Value::Attrs(a) if a.contains_key(&Symbol::new("__functor")) => {
-                let f = a[&Symbol::new("__functor")].value.clone();
+                let f = a.get(&Symbol::new("__functor")).expect("checked above").value.clone();
                 let fv = self.force(&f)?;
                 let inner =
                     self.call(&fv, Thunk::value(Value::Attrs(a.clone())), self.dummy_span())?;

@@ -5,7 +5,7 @@
 //! afterwards holds its value, so every holder of the thunk sees the same result.
 
 use std::cell::RefCell;
-use std::collections::{BTreeMap, BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashSet};
 use std::fmt;
 use std::rc::Rc;
 
@@ -13,13 +13,17 @@ use crate::lower::{Expr, LambdaDef};
 use crate::syntax::Span;
 
 thread_local! {
-    static INTERNER: RefCell<HashSet<Rc<str>>> = RefCell::new(HashSet::new());
+    static INTERNER: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
 }
 
 /// An interned attribute or variable name. Equal names share one allocation, so equality is
 /// usually a pointer comparison; ordering is by the text, as Nix orders attribute names.
-#[derive(Clone)]
-pub struct Symbol(Rc<str>);
+///
+/// The text lives as long as the process: names are few (the identifiers and attribute names a
+/// program mentions or computes), and a symbol that is copied instead of reference-counted
+/// makes attribute sets cheap to copy, which `//` does all the time.
+#[derive(Clone, Copy)]
+pub struct Symbol(&'static str);
 
 impl Symbol {
     /// Interns `name`.
@@ -27,23 +31,23 @@ impl Symbol {
         INTERNER.with(|set| {
             let mut set = set.borrow_mut();
             if let Some(existing) = set.get(name) {
-                return Symbol(existing.clone());
+                return Symbol(existing);
             }
-            let rc: Rc<str> = Rc::from(name);
-            set.insert(rc.clone());
-            Symbol(rc)
+            let text: &'static str = Box::leak(Box::<str>::from(name));
+            set.insert(text);
+            Symbol(text)
         })
     }
 
     /// The text of the name.
-    pub fn as_str(&self) -> &str {
-        &self.0
+    pub fn as_str(&self) -> &'static str {
+        self.0
     }
 }
 
 impl PartialEq for Symbol {
     fn eq(&self, other: &Symbol) -> bool {
-        Rc::ptr_eq(&self.0, &other.0) || self.0 == other.0
+        std::ptr::eq(self.0, other.0) || self.0 == other.0
     }
 }
 
@@ -57,7 +61,7 @@ impl PartialOrd for Symbol {
 
 impl Ord for Symbol {
     fn cmp(&self, other: &Symbol) -> std::cmp::Ordering {
-        if Rc::ptr_eq(&self.0, &other.0) {
+        if std::ptr::eq(self.0, other.0) {
             return std::cmp::Ordering::Equal;
         }
         self.0.as_bytes().cmp(other.0.as_bytes())
@@ -72,13 +76,13 @@ impl std::hash::Hash for Symbol {
 
 impl fmt::Debug for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", &*self.0)
+        write!(f, "{:?}", self.0)
     }
 }
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(&self.0)
+        f.write_str(self.0)
     }
 }
 
@@ -203,8 +207,219 @@ pub struct AttrEntry {
     pub pos: Option<Span>,
 }
 
-/// An attribute set, sorted by name.
-pub type Attrs = BTreeMap<Symbol, AttrEntry>;
+/// An attribute set: its entries in a vector sorted by name, as CppNix keeps them. Lookups are
+/// binary searches; copying a set (which `//` does) is one allocation and a copy of its entries,
+/// with no tree to rebuild; sets are built by collecting and sorting once.
+#[derive(Clone, Default)]
+pub struct Attrs {
+    entries: Vec<(Symbol, AttrEntry)>,
+}
+
+impl Attrs {
+    /// An empty set.
+    pub fn new() -> Attrs {
+        Attrs { entries: Vec::new() }
+    }
+
+    /// An empty set with room for `n` entries.
+    pub fn with_capacity(n: usize) -> Attrs {
+        Attrs { entries: Vec::with_capacity(n) }
+    }
+
+    /// A set of `entries` in any order; where a name repeats, the last entry wins.
+    pub fn from_unsorted(mut entries: Vec<(Symbol, AttrEntry)>) -> Attrs {
+        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+            // Stable, so equal names stay in input order and the last one is kept below.
+            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            let mut out: Vec<(Symbol, AttrEntry)> = Vec::with_capacity(entries.len());
+            for e in entries {
+                match out.last_mut() {
+                    Some(last) if last.0 == e.0 => *last = e,
+                    _ => out.push(e),
+                }
+            }
+            entries = out;
+        }
+        Attrs { entries }
+    }
+
+    /// The number of attributes.
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Whether the set has no attributes.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    fn find(&self, name: &Symbol) -> Result<usize, usize> {
+        self.entries.binary_search_by(|(k, _)| k.cmp(name))
+    }
+
+    /// The attribute called `name`.
+    pub fn get(&self, name: &Symbol) -> Option<&AttrEntry> {
+        self.find(name).ok().map(|i| &self.entries[i].1)
+    }
+
+    /// Whether the set has an attribute called `name`.
+    pub fn contains_key(&self, name: &Symbol) -> bool {
+        self.find(name).is_ok()
+    }
+
+    /// Sets `name` to `entry`, returning the entry it replaces. Costs a shift of the entries
+    /// after it: build big sets with [`Attrs::from_unsorted`] or `collect` instead.
+    pub fn insert(&mut self, name: Symbol, entry: AttrEntry) -> Option<AttrEntry> {
+        match self.find(&name) {
+            Ok(i) => Some(std::mem::replace(&mut self.entries[i].1, entry)),
+            Err(i) => {
+                self.entries.insert(i, (name, entry));
+                None
+            }
+        }
+    }
+
+    /// Removes the attribute called `name`.
+    pub fn remove(&mut self, name: &Symbol) -> Option<AttrEntry> {
+        self.find(name).ok().map(|i| self.entries.remove(i).1)
+    }
+
+    /// Keeps the attributes for which `keep` is true.
+    pub fn retain(&mut self, mut keep: impl FnMut(&Symbol, &AttrEntry) -> bool) {
+        self.entries.retain(|(k, e)| keep(k, e))
+    }
+
+    /// The attributes in name order.
+    pub fn iter(&self) -> AttrsIter<'_> {
+        AttrsIter(self.entries.iter())
+    }
+
+    /// The names in order.
+    pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Symbol> + ExactSizeIterator {
+        self.entries.iter().map(|(k, _)| k)
+    }
+
+    /// The entries in name order.
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = &AttrEntry> + ExactSizeIterator {
+        self.entries.iter().map(|(_, e)| e)
+    }
+
+    /// `self // other`: the union of both sets, `other` winning where both have a name, in one
+    /// merge of the two sorted vectors.
+    pub fn update(&self, other: &Attrs) -> Attrs {
+        let (a, b) = (&self.entries, &other.entries);
+        let mut out = Vec::with_capacity(a.len() + b.len());
+        if b.len() * 8 < a.len() {
+            // A few names into a big set: find each one's place by binary search and copy the
+            // runs between them whole, instead of comparing every name.
+            let mut rest = &a[..];
+            for e in b {
+                let at = rest.partition_point(|(k, _)| *k < e.0);
+                out.extend_from_slice(&rest[..at]);
+                out.push(e.clone());
+                let skip = usize::from(rest.get(at).is_some_and(|(k, _)| *k == e.0));
+                rest = &rest[at + skip..];
+            }
+            out.extend_from_slice(rest);
+            return Attrs { entries: out };
+        }
+        if a.len() * 8 < b.len() {
+            let mut rest = &b[..];
+            for e in a {
+                let at = rest.partition_point(|(k, _)| *k < e.0);
+                out.extend_from_slice(&rest[..at]);
+                if rest.get(at).is_some_and(|(k, _)| *k == e.0) {
+                    out.push(rest[at].clone());
+                    rest = &rest[at + 1..];
+                } else {
+                    out.push(e.clone());
+                    rest = &rest[at..];
+                }
+            }
+            out.extend_from_slice(rest);
+            return Attrs { entries: out };
+        }
+        let (mut i, mut j) = (0, 0);
+        while i < a.len() && j < b.len() {
+            match a[i].0.cmp(&b[j].0) {
+                std::cmp::Ordering::Less => {
+                    out.push(a[i].clone());
+                    i += 1;
+                }
+                std::cmp::Ordering::Greater => {
+                    out.push(b[j].clone());
+                    j += 1;
+                }
+                std::cmp::Ordering::Equal => {
+                    out.push(b[j].clone());
+                    i += 1;
+                    j += 1;
+                }
+            }
+        }
+        out.extend_from_slice(&a[i..]);
+        out.extend_from_slice(&b[j..]);
+        Attrs { entries: out }
+    }
+}
+
+/// The attributes of a set in name order.
+#[derive(Clone)]
+pub struct AttrsIter<'a>(std::slice::Iter<'a, (Symbol, AttrEntry)>);
+
+impl<'a> Iterator for AttrsIter<'a> {
+    type Item = (&'a Symbol, &'a AttrEntry);
+
+    fn next(&mut self) -> Option<Self::Item> {
+        self.0.next().map(|(k, e)| (k, e))
+    }
+
+    fn size_hint(&self) -> (usize, Option<usize>) {
+        self.0.size_hint()
+    }
+}
+
+impl DoubleEndedIterator for AttrsIter<'_> {
+    fn next_back(&mut self) -> Option<Self::Item> {
+        self.0.next_back().map(|(k, e)| (k, e))
+    }
+}
+
+impl ExactSizeIterator for AttrsIter<'_> {}
+
+impl<'a> IntoIterator for &'a Attrs {
+    type Item = (&'a Symbol, &'a AttrEntry);
+    type IntoIter = AttrsIter<'a>;
+
+    fn into_iter(self) -> AttrsIter<'a> {
+        self.iter()
+    }
+}
+
+impl IntoIterator for Attrs {
+    type Item = (Symbol, AttrEntry);
+    type IntoIter = std::vec::IntoIter<(Symbol, AttrEntry)>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.entries.into_iter()
+    }
+}
+
+impl FromIterator<(Symbol, AttrEntry)> for Attrs {
+    /// Where a name repeats, the last entry wins, as when inserting one by one.
+    fn from_iter<I: IntoIterator<Item = (Symbol, AttrEntry)>>(iter: I) -> Attrs {
+        Attrs::from_unsorted(iter.into_iter().collect())
+    }
+}
+
+impl Extend<(Symbol, AttrEntry)> for Attrs {
+    /// Where a name repeats, the last entry wins, as when inserting one by one.
+    fn extend<I: IntoIterator<Item = (Symbol, AttrEntry)>>(&mut self, iter: I) {
+        let mut entries = std::mem::take(&mut self.entries);
+        entries.extend(iter);
+        *self = Attrs::from_unsorted(entries);
+    }
+}
 
 /// A function value: a lambda and the environment it closes over.
 pub struct Closure {

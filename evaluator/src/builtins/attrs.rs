@@ -1,7 +1,7 @@
 //! Builtins on attribute sets: names, values, selection, `listToAttrs`, `mapAttrs`,
 //! `zipAttrsWith`, `groupBy`, `functionArgs` and friends; values stay lazy.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashSet};
 use std::rc::Rc;
 
 use super::plain_entry;
@@ -49,11 +49,13 @@ pub(super) fn prim_unsafe_get_attr_pos(ev: &mut Evaluator, a: &[Thunk], span: Sp
 pub(super) fn prim_remove_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let attrs = ev.force_attrs(&a[0], span)?;
     let names = ev.force_list(&a[1], span)?;
-    let mut out = (*attrs).clone();
+    let mut gone = HashSet::with_capacity(names.len());
     for t in names.iter() {
         let n = ev.force_string(t, span)?;
-        out.remove(&Symbol::new(&n.s));
+        gone.insert(Symbol::new(&n.s));
     }
+    let mut out = (*attrs).clone();
+    out.retain(|k, _| !gone.contains(k));
     Ok(Value::Attrs(Rc::new(out)))
 }
 
@@ -63,7 +65,7 @@ pub(super) fn prim_intersect_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) 
     // The values come from `y`; walking the smaller set keeps `callPackage` (a few formals
     // against a whole package set) from costing the size of the package set.
     let out: Attrs = if x.len() < y.len() {
-        x.keys().filter_map(|k| y.get_key_value(k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        x.keys().filter_map(|k| y.get(k).map(|v| (*k, v.clone()))).collect()
     } else {
         y.iter().filter(|(k, _)| x.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
     };
@@ -72,7 +74,8 @@ pub(super) fn prim_intersect_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) 
 
 pub(super) fn prim_list_to_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let list = ev.force_list(&a[0], span)?;
-    let mut out = Attrs::new();
+    let mut out = Vec::with_capacity(list.len());
+    let mut seen = HashSet::with_capacity(list.len());
     let (kn, kv) = (Symbol::new("name"), Symbol::new("value"));
     for t in list.iter() {
         let item = ev.force_attrs(t, span)?;
@@ -81,15 +84,16 @@ pub(super) fn prim_list_to_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) ->
         };
         let name = ev.force_string(&n.value.clone(), span)?;
         let sym = Symbol::new(&name.s);
-        if out.contains_key(&sym) {
+        // The first occurrence of a name wins.
+        if !seen.insert(sym) {
             continue;
         }
         let Some(v) = item.get(&kv) else {
             return err(ErrorKind::MissingAttr, "attribute `value` missing", span);
         };
-        out.insert(sym, AttrEntry { value: v.value.clone(), pos: v.pos });
+        out.push((sym, AttrEntry { value: v.value.clone(), pos: v.pos }));
     }
-    Ok(Value::Attrs(Rc::new(out)))
+    Ok(Value::Attrs(Rc::new(Attrs::from_unsorted(out))))
 }
 
 pub(super) fn prim_map_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {

@@ -196,14 +196,14 @@ fn from_serde(v: serde_json::Value) -> Result<Value, String> {
             Value::List(Rc::new(l))
         }
         serde_json::Value::Object(map) => {
-            let mut a = Attrs::new();
+            let mut a = Vec::with_capacity(map.len());
             for (k, v) in map {
                 if k.contains('\0') {
                     return Err("attribute name contains a NUL byte".into());
                 }
-                a.insert(Symbol::new(&k), plain_entry(from_serde(v)?));
+                a.push((Symbol::new(&k), plain_entry(from_serde(v)?)));
             }
-            Value::Attrs(Rc::new(a))
+            Value::Attrs(Rc::new(Attrs::from_unsorted(a)))
         }
     })
 }
@@ -256,13 +256,14 @@ fn from_toml(v: toml::Value, timestamps: bool, span: Span) -> R<Value> {
             Value::List(Rc::new(l))
         }
         toml::Value::Table(t) => {
-            let mut a = Attrs::new();
+            let mut a = Vec::with_capacity(t.len());
             for (k, v) in t {
                 if k.contains('\0') {
                     return err(ErrorKind::Invalid, "while parsing TOML: null byte in key", span);
                 }
-                a.insert(Symbol::new(&k), plain_entry(from_toml(v, timestamps, span)?));
+                a.push((Symbol::new(&k), plain_entry(from_toml(v, timestamps, span)?)));
             }
+            let a = Attrs::from_unsorted(a);
             Value::Attrs(Rc::new(a))
         }
     })
