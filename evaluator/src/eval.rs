@@ -73,6 +73,8 @@ pub struct Evaluator {
     pub(crate) base_names: HashMap<Symbol, u32>,
     pub(crate) builtins_attrs: Option<Rc<Attrs>>,
     pub(crate) import_cache: HashMap<String, Value>,
+    /// The file each imported path resolved to (`dir` to `dir/default.nix`).
+    pub(crate) import_files: HashMap<String, String>,
     /// The span of every lowered node, indexed by its `NodeId`.
     spans: Vec<Span>,
     pub(crate) lints: lower::Lints,
@@ -99,6 +101,7 @@ impl Evaluator {
             base_names: HashMap::new(),
             builtins_attrs: None,
             import_cache: HashMap::new(),
+            import_files: HashMap::new(),
             spans: Vec::new(),
             lints: lower::Lints::default(),
             warnings: Vec::new(),

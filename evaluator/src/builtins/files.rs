@@ -58,11 +58,22 @@ pub(super) fn prim_scoped_import(ev: &mut Evaluator, a: &[Thunk], span: Span) ->
 impl Evaluator {
     /// Imports a file (or `default.nix` of a directory), cached per path unless scoped.
     pub fn import_path(&mut self, path: &Path, span: Span, scope: Option<Rc<Attrs>>) -> R<Value> {
-        let mut path = path.to_path_buf();
-        if self.io.is_dir(&path) {
-            path = path.join("default.nix");
-        }
-        let key = path.to_string_lossy().into_owned();
+        // Which file a path names is asked once per path: a package set imports the same
+        // folders thousands of times.
+        let raw = path.to_string_lossy().into_owned();
+        let key = match self.import_files.get(&raw) {
+            Some(k) => k.clone(),
+            None => {
+                let k = if self.io.is_dir(path) {
+                    path.join("default.nix").to_string_lossy().into_owned()
+                } else {
+                    raw.clone()
+                };
+                self.import_files.insert(raw, k.clone());
+                k
+            }
+        };
+        let path = PathBuf::from(&key);
         if key == CORE_FETCHURL {
             let e = self
                 .load(key, None, FETCHURL_NIX.into(), Path::new("/"))
