@@ -63,6 +63,16 @@ pub(crate) fn stack_exhausted() -> bool {
     stacker::remaining_stack().is_some_and(|left| left < STACK_RED_ZONE)
 }
 
+/// What one step of evaluation gives: a value, an expression to evaluate in its place (in the
+/// same environment or another), or a function body entered by a tail call (with the call's
+/// position and function).
+enum Step<'a> {
+    Value(Value),
+    Same(&'a Rc<Expr>),
+    Tail(Rc<Expr>, Rc<Env>),
+    Call(Rc<Expr>, Rc<Env>, (Span, Rc<lower::LambdaDef>)),
+}
+
 /// An evaluation session: source files, the base environment, the import cache and the I/O.
 pub struct Evaluator {
     /// Every source text read so far.
@@ -322,154 +332,115 @@ impl Evaluator {
         r
     }
 
+    /// Evaluates `e`, continuing in the same frame where the result is another expression's
+    /// (the branches of `if`, the bodies of `let`, `with` and `assert`, and the bodies of
+    /// functions applied in tail position), so such chains take no stack. The calls entered
+    /// this way are remembered to count towards `max-call-depth` and to name them in traces.
     fn eval_inner(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
-        let span = self.span_of(e);
+        let mut e = e;
+        let (e, env, call) = loop {
+            match self.step(e, env)? {
+                Step::Value(v) => return Ok(v),
+                Step::Same(next) => e = next,
+                Step::Tail(e, env) => break (e, env, None),
+                Step::Call(e, env, call) => break (e, env, Some(call)),
+            }
+        };
+        // The first call entered is kept apart: most chains enter one, and a vector that
+        // stays empty costs no allocation.
+        let mut more = Vec::new();
+        let r = self.eval_tail(e, env, &mut more);
+        self.call_depth -= usize::from(call.is_some()) + more.len();
+        match r {
+            Ok(v) => Ok(v),
+            Err(d) => Err(self.trace_calls(d, call.iter().chain(&more))),
+        }
+    }
+
+    /// The rest of [`Evaluator::eval_inner`] once the expression or the environment changed.
+    fn eval_tail(
+        &mut self,
+        mut e: Rc<Expr>,
+        mut env: Rc<Env>,
+        calls: &mut Vec<(Span, Rc<lower::LambdaDef>)>,
+    ) -> R<Value> {
+        loop {
+            (e, env) = match self.step(&e, &env)? {
+                Step::Value(v) => return Ok(v),
+                Step::Same(next) => (next.clone(), env),
+                Step::Tail(e2, env2) => (e2, env2),
+                Step::Call(e2, env2, call) => {
+                    calls.push(call);
+                    (e2, env2)
+                }
+            }
+        }
+    }
+
+    /// Names the tail calls an error left, innermost first (`calls` is in the order entered).
+    #[cold]
+    #[inline(never)]
+    fn trace_calls<'c>(
+        &self,
+        mut d: Box<Diagnostic>,
+        calls: impl DoubleEndedIterator<Item = &'c (Span, Rc<lower::LambdaDef>)>,
+    ) -> Box<Diagnostic> {
+        for (span, def) in calls.rev() {
+            if d.frames.len() >= 1000 {
+                break;
+            }
+            d.frames.push(Frame {
+                span: Some(*span),
+                message: format!("while calling {}", self.function_desc(def)),
+            });
+        }
+        d
+    }
+
+    /// One step of evaluation: a value, or the expression whose value is the result.
+    #[inline(always)]
+    fn step<'a>(&mut self, e: &'a Rc<Expr>, env: &Rc<Env>) -> R<Step<'a>> {
         match &e.kind {
-            ExprKind::Lit(v) => Ok(v.clone()),
+            ExprKind::Lit(v) => Ok(Step::Value(v.clone())),
             ExprKind::Var(Var::Local { depth, idx, .. }) => {
                 let t = lookup_slot(env, *depth, *idx);
-                self.force(&t).map_err(|mut d| {
-                    if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {
-                        d.span = Some(span);
-                    }
-                    d
-                })
-            }
-            ExprKind::Var(Var::With(name)) => {
-                let t = self.lookup_with(env, name, span)?;
-                self.force(&t)
-            }
-            ExprKind::Str(parts) => {
-                let mut out = String::new();
-                let mut ctx = Context::new();
-                for p in parts {
-                    match p {
-                        Part::Lit(s) => out.push_str(s),
-                        Part::Expr(x) => {
-                            let v = self.eval(x, env)?;
-                            let s =
-                                self.coerce_to_string(&v, self.span_of(x), &mut ctx, true, false)?;
-                            out.push_str(&s);
-                        }
-                    }
+                match self.force(&t) {
+                    Ok(v) => Ok(Step::Value(v)),
+                    Err(d) => Err(self.at_var(d, e)),
                 }
-                Ok(Value::String(NixString::with_ctx(out, ctx)))
-            }
-            ExprKind::Path(parts) => {
-                let mut out = String::new();
-                for p in parts {
-                    match p {
-                        Part::Lit(s) => out.push_str(s),
-                        Part::Expr(x) => {
-                            let v = self.eval(x, env)?;
-                            let mut ctx = Context::new();
-                            let s =
-                                self.coerce_to_string(&v, self.span_of(x), &mut ctx, false, false)?;
-                            if !ctx.is_empty() {
-                                return err(
-                                    ErrorKind::Type,
-                                    "a string that refers to a store path cannot be appended to a path",
-                                    self.span_of(x),
-                                );
-                            }
-                            out.push_str(&s);
-                        }
-                    }
-                }
-                if out.starts_with("~/") {
-                    let home = self.opts.home.clone().unwrap_or_else(|| "/homeless-shelter".into());
-                    out = format!("{home}{}", &out[1..]);
-                }
-                Ok(Value::Path(lower::canon_path(&out).into()))
-            }
-            ExprKind::HomePath(rest) => {
-                let home = self.opts.home.clone().unwrap_or_else(|| "/homeless-shelter".into());
-                Ok(Value::Path(lower::canon_path(&format!("{home}/{rest}")).into()))
-            }
-            ExprKind::Select(target, keys, default) => {
-                let mut v = self.eval(target, env)?;
-                for key in keys {
-                    let name = self.key_name(key, env)?;
-                    match &v {
-                        Value::Attrs(a) => match a.get(&name) {
-                            Some(entry) => {
-                                let t = entry.value.clone();
-                                v = self.force(&t).map_err(|d| {
-                                    push_frame(
-                                        d,
-                                        entry.pos,
-                                        format!("while evaluating the attribute `{name}`"),
-                                    )
-                                })?;
-                            }
-                            None => {
-                                if let Some(d) = default {
-                                    return self.eval(d, env);
-                                }
-                                let at = match key {
-                                    Key::Static(_, s) => *s,
-                                    Key::Dynamic(e) => self.span_of(e),
-                                };
-                                return self.missing_attr(&name, a, at);
-                            }
-                        },
-                        other => {
-                            if let Some(d) = default {
-                                return self.eval(d, env);
-                            }
-                            let at = match key {
-                                Key::Static(_, s) => *s,
-                                Key::Dynamic(e) => self.span_of(e),
-                            };
-                            return err(
-                                ErrorKind::Type,
-                                format!(
-                                    "cannot select attribute `{name}`: expected a set but found {}: {}",
-                                    other.type_desc(),
-                                    crate::print::short(other)
-                                ),
-                                at,
-                            );
-                        }
-                    }
-                }
-                Ok(v)
-            }
-            ExprKind::HasAttr(target, keys) => {
-                let mut v = self.eval(target, env)?;
-                for (i, key) in keys.iter().enumerate() {
-                    let name = self.key_name(key, env)?;
-                    match &v {
-                        Value::Attrs(a) => match a.get(&name) {
-                            // The last attribute's value is not evaluated.
-                            Some(_) if i + 1 == keys.len() => return Ok(Value::Bool(true)),
-                            Some(entry) => {
-                                let t = entry.value.clone();
-                                v = self.force(&t)?;
-                            }
-                            None => return Ok(Value::Bool(false)),
-                        },
-                        _ => return Ok(Value::Bool(false)),
-                    }
-                }
-                Ok(Value::Bool(true))
-            }
-            ExprKind::Attrs(def) => self.build_attrs(def, env),
-            ExprKind::List(items) => {
-                let list: Vec<Thunk> = items.iter().map(|i| self.thunk(i, env)).collect();
-                Ok(Value::List(Rc::new(list)))
-            }
-            ExprKind::Lambda(def) => {
-                Ok(Value::Lambda(Rc::new(Closure { def: def.clone(), env: env.clone() })))
             }
             ExprKind::Apply(f, x) => {
                 let fv = self.eval(f, env)?;
                 let arg = self.thunk(x, env);
-                self.call(&fv, arg, span)
+                match &fv {
+                    Value::Lambda(c) => {
+                        let span = self.span_of(e);
+                        self.enter_call(span)?;
+                        match self.bind_args(c, arg, span) {
+                            Ok(frame) => {
+                                Ok(Step::Call(c.def.body.clone(), frame, (span, c.def.clone())))
+                            }
+                            Err(d) => {
+                                self.call_depth -= 1;
+                                Err(d)
+                            }
+                        }
+                    }
+                    _ => Ok(Step::Value(self.call(&fv, arg, self.span_of(e))?)),
+                }
+            }
+            ExprKind::If(c, t, f) => match self.eval(c, env) {
+                Ok(Value::Bool(true)) => Ok(Step::Same(t)),
+                Ok(Value::Bool(false)) => Ok(Step::Same(f)),
+                Ok(other) => self.type_err("a Boolean", &other, self.span_of(c)),
+                Err(d) => Err(self.in_condition(d, c)),
+            },
+            ExprKind::Bin(op, l, r) => {
+                Ok(Step::Value(self.binop(*op, l, r, env, self.span_of(e))?))
             }
             ExprKind::Let(def, body) => {
                 let frame = self.rec_frame(def, env);
-                self.eval(body, &frame)
+                Ok(Step::Tail(body.clone(), frame))
             }
             ExprKind::With(ns, body) => {
                 let t = self.thunk(ns, env);
@@ -478,36 +449,81 @@ impl Evaluator {
                     parent: Some(env.clone()),
                     with: Some(t),
                 });
-                self.eval(body, &frame)
-            }
-            ExprKind::If(c, t, f) => {
-                let cv = self.eval(c, env).map_err(|d| {
-                    push_frame(
-                        d,
-                        Some(self.span_of(c)),
-                        "while evaluating a branch condition".into(),
-                    )
-                })?;
-                match cv {
-                    Value::Bool(true) => self.eval(t, env),
-                    Value::Bool(false) => self.eval(f, env),
-                    other => self.type_err("a Boolean", &other, self.span_of(c)),
-                }
+                Ok(Step::Tail(body.clone(), frame))
             }
             ExprKind::Assert(c, body) => {
-                let cv = self.eval(c, env)?;
-                match cv {
-                    Value::Bool(true) => self.eval(body, env),
-                    Value::Bool(false) => {
-                        let text = self.source_text(self.span_of(c));
-                        err(
-                            ErrorKind::Assert,
-                            format!("assertion `{text}` failed"),
-                            self.span_of(c),
-                        )
-                    }
-                    other => self.type_err("a Boolean", &other, self.span_of(c)),
-                }
+                self.check_assert(c, env)?;
+                Ok(Step::Same(body))
+            }
+            ExprKind::Lambda(def) => Ok(Step::Value(Value::Lambda(Rc::new(Closure {
+                def: def.clone(),
+                env: env.clone(),
+            })))),
+            _ => Ok(Step::Value(self.eval_other(e, env)?)),
+        }
+    }
+
+    /// Counts one more nested call, failing beyond `max-call-depth`.
+    #[inline(always)]
+    fn enter_call(&mut self, span: Span) -> R<()> {
+        self.call_depth += 1;
+        if self.call_depth > self.opts.max_call_depth {
+            self.call_depth -= 1;
+            return err(ErrorKind::StackOverflow, "stack overflow; max-call-depth exceeded", span);
+        }
+        Ok(())
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn at_var(&self, mut d: Box<Diagnostic>, e: &Expr) -> Box<Diagnostic> {
+        if d.kind == ErrorKind::InfiniteRecursion && d.span.is_none() {
+            d.span = Some(self.span_of(e));
+        }
+        d
+    }
+
+    #[cold]
+    #[inline(never)]
+    fn in_condition(&self, d: Box<Diagnostic>, c: &Expr) -> Box<Diagnostic> {
+        push_frame(d, Some(self.span_of(c)), "while evaluating a branch condition".into())
+    }
+
+    #[inline(never)]
+    fn check_assert(&mut self, c: &Rc<Expr>, env: &Rc<Env>) -> R<()> {
+        let cv = self.eval(c, env)?;
+        match cv {
+            Value::Bool(true) => Ok(()),
+            Value::Bool(false) => {
+                let text = self.source_text(self.span_of(c));
+                err(ErrorKind::Assert, format!("assertion `{text}` failed"), self.span_of(c))
+            }
+            other => self.type_err("a Boolean", &other, self.span_of(c)),
+        }
+    }
+
+    /// The expressions that are less common or need more room than the ones in
+    /// [`Evaluator::step`], kept apart so that the recursive path stays small on the stack.
+    #[inline(never)]
+    fn eval_other(&mut self, e: &Rc<Expr>, env: &Rc<Env>) -> R<Value> {
+        let span = self.span_of(e);
+        match &e.kind {
+            ExprKind::Var(Var::With(name)) => {
+                let t = self.lookup_with(env, name, span)?;
+                self.force(&t)
+            }
+            ExprKind::Str(parts) => self.eval_str(parts, env),
+            ExprKind::Path(parts) => self.eval_path(parts, env),
+            ExprKind::HomePath(rest) => {
+                let home = self.opts.home.clone().unwrap_or_else(|| "/homeless-shelter".into());
+                Ok(Value::Path(lower::canon_path(&format!("{home}/{rest}")).into()))
+            }
+            ExprKind::Select(target, keys, default) => self.eval_select(target, keys, default, env),
+            ExprKind::HasAttr(target, keys) => self.eval_has_attr(target, keys, env),
+            ExprKind::Attrs(def) => self.build_attrs(def, env),
+            ExprKind::List(items) => {
+                let list: Vec<Thunk> = items.iter().map(|i| self.thunk(i, env)).collect();
+                Ok(Value::List(Rc::new(list)))
             }
             ExprKind::Not(x) => match self.eval(x, env)? {
                 Value::Bool(b) => Ok(Value::Bool(!b)),
@@ -517,10 +533,137 @@ impl Evaluator {
                 let v = self.eval(x, env)?;
                 self.arith(BinOp::Sub, Value::Int(0), v, span)
             }
-            ExprKind::Bin(op, l, r) => self.binop(*op, l, r, env, span),
             ExprKind::CurPos => Ok(self.pos_attrs(span)),
             ExprKind::Error(msg) => err(ErrorKind::Static, msg.to_string(), span),
+            ExprKind::Lit(_)
+            | ExprKind::Var(Var::Local { .. })
+            | ExprKind::Apply(..)
+            | ExprKind::If(..)
+            | ExprKind::Bin(..)
+            | ExprKind::Let(..)
+            | ExprKind::With(..)
+            | ExprKind::Assert(..)
+            | ExprKind::Lambda(_) => unreachable!("evaluated by step"),
         }
+    }
+
+    fn eval_str(&mut self, parts: &[Part], env: &Rc<Env>) -> R<Value> {
+        let mut out = String::new();
+        let mut ctx = Context::new();
+        for p in parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Expr(x) => {
+                    let v = self.eval(x, env)?;
+                    let s = self.coerce_to_string(&v, self.span_of(x), &mut ctx, true, false)?;
+                    out.push_str(&s);
+                }
+            }
+        }
+        Ok(Value::String(NixString::with_ctx(out, ctx)))
+    }
+
+    fn eval_path(&mut self, parts: &[Part], env: &Rc<Env>) -> R<Value> {
+        let mut out = String::new();
+        for p in parts {
+            match p {
+                Part::Lit(s) => out.push_str(s),
+                Part::Expr(x) => {
+                    let v = self.eval(x, env)?;
+                    let mut ctx = Context::new();
+                    let s = self.coerce_to_string(&v, self.span_of(x), &mut ctx, false, false)?;
+                    if !ctx.is_empty() {
+                        return err(
+                            ErrorKind::Type,
+                            "a string that refers to a store path cannot be appended to a path",
+                            self.span_of(x),
+                        );
+                    }
+                    out.push_str(&s);
+                }
+            }
+        }
+        if out.starts_with("~/") {
+            let home = self.opts.home.clone().unwrap_or_else(|| "/homeless-shelter".into());
+            out = format!("{home}{}", &out[1..]);
+        }
+        Ok(Value::Path(lower::canon_path(&out).into()))
+    }
+
+    fn eval_select(
+        &mut self,
+        target: &Rc<Expr>,
+        keys: &[Key],
+        default: &Option<Rc<Expr>>,
+        env: &Rc<Env>,
+    ) -> R<Value> {
+        let mut v = self.eval(target, env)?;
+        for key in keys {
+            let name = self.key_name(key, env)?;
+            match &v {
+                Value::Attrs(a) => match a.get(&name) {
+                    Some(entry) => {
+                        let t = entry.value.clone();
+                        v = self.force(&t).map_err(|d| {
+                            push_frame(
+                                d,
+                                entry.pos,
+                                format!("while evaluating the attribute `{name}`"),
+                            )
+                        })?;
+                    }
+                    None => {
+                        if let Some(d) = default {
+                            return self.eval(d, env);
+                        }
+                        let at = match key {
+                            Key::Static(_, s) => *s,
+                            Key::Dynamic(e) => self.span_of(e),
+                        };
+                        return self.missing_attr(&name, a, at);
+                    }
+                },
+                other => {
+                    if let Some(d) = default {
+                        return self.eval(d, env);
+                    }
+                    let at = match key {
+                        Key::Static(_, s) => *s,
+                        Key::Dynamic(e) => self.span_of(e),
+                    };
+                    return err(
+                        ErrorKind::Type,
+                        format!(
+                            "cannot select attribute `{name}`: expected a set but found {}: {}",
+                            other.type_desc(),
+                            crate::print::short(other)
+                        ),
+                        at,
+                    );
+                }
+            }
+        }
+        Ok(v)
+    }
+
+    fn eval_has_attr(&mut self, target: &Rc<Expr>, keys: &[Key], env: &Rc<Env>) -> R<Value> {
+        let mut v = self.eval(target, env)?;
+        for (i, key) in keys.iter().enumerate() {
+            let name = self.key_name(key, env)?;
+            match &v {
+                Value::Attrs(a) => match a.get(&name) {
+                    // The last attribute's value is not evaluated.
+                    Some(_) if i + 1 == keys.len() => return Ok(Value::Bool(true)),
+                    Some(entry) => {
+                        let t = entry.value.clone();
+                        v = self.force(&t)?;
+                    }
+                    None => return Ok(Value::Bool(false)),
+                },
+                _ => return Ok(Value::Bool(false)),
+            }
+        }
+        Ok(Value::Bool(true))
     }
 
     pub(crate) fn source_text(&self, span: Span) -> String {
@@ -568,7 +711,7 @@ impl Evaluator {
 
     fn key_name(&mut self, key: &Key, env: &Rc<Env>) -> R<Symbol> {
         match key {
-            Key::Static(s, _) => Ok(s.clone()),
+            Key::Static(s, _) => Ok(*s),
             Key::Dynamic(e) => {
                 let v = self.eval(e, env)?;
                 match v {
@@ -647,7 +790,7 @@ impl Evaluator {
                     if let Some(i) = def.bindings.iter().position(|b| &b.name == k) {
                         frame.slots.borrow_mut()[i] = e.value.clone();
                     }
-                    attrs.insert(k.clone(), e.clone());
+                    attrs.insert(*k, e.clone());
                 }
             }
             frame
@@ -661,7 +804,9 @@ impl Evaluator {
             attrs = def
                 .bindings
                 .iter()
-                .map(|b| (b.name, AttrEntry { value: self.thunk(&b.value, &frame), pos: Some(b.span) }))
+                .map(|b| {
+                    (b.name, AttrEntry { value: self.thunk(&b.value, &frame), pos: Some(b.span) })
+                })
                 .collect();
             frame
         };
@@ -700,73 +845,79 @@ impl Evaluator {
         r
     }
 
+    /// The frame of a call of `c` with `arg`: the argument, or the formals taken from it.
+    #[inline(always)]
+    fn bind_args(&mut self, c: &Closure, arg: Thunk, span: Span) -> R<Rc<Env>> {
+        match &c.def.param {
+            Param::Ident(_) => Ok(Env::new(vec![arg], Some(c.env.clone()))),
+            Param::Formals { .. } => self.bind_formals(c, arg, span),
+        }
+    }
+
+    #[inline(never)]
+    fn bind_formals(&mut self, c: &Closure, arg: Thunk, span: Span) -> R<Rc<Env>> {
+        let def = &c.def;
+        let frame = Env::new(Vec::new(), Some(c.env.clone()));
+        let Param::Formals { entries, ellipsis, bind } = &def.param else {
+            unreachable!("called for formals")
+        };
+        let av = self.force(&arg)?;
+        let Value::Attrs(attrs) = &av else {
+            return self.type_err("a set", &av, span);
+        };
+        let mut slots = Vec::with_capacity(entries.len() + 1);
+        for (name, default, _) in entries {
+            match attrs.get(name) {
+                Some(entry) => slots.push(entry.value.clone()),
+                None => match default {
+                    Some(d) => slots.push(Thunk::pending(d.clone(), frame.clone())),
+                    None => {
+                        let mut d = Diagnostic::new(
+                            ErrorKind::Call,
+                            format!(
+                                "{} called without required argument `{name}`",
+                                self.function_desc(def)
+                            ),
+                            Some(span),
+                        );
+                        d.labels.push((def.span, "the function is defined here".into()));
+                        return Err(Box::new(d));
+                    }
+                },
+            }
+        }
+        // Every argument matched a formal unless there are more arguments than
+        // matches; only then look for the unexpected one.
+        let matched = entries.iter().filter(|(n, _, _)| attrs.contains_key(n)).count();
+        if !ellipsis && matched < attrs.len() {
+            for k in attrs.keys() {
+                if !entries.iter().any(|(n, _, _)| n == k) {
+                    let mut d = Diagnostic::new(
+                        ErrorKind::Call,
+                        format!(
+                            "{} called with unexpected argument `{k}`",
+                            self.function_desc(def)
+                        ),
+                        Some(span),
+                    );
+                    d.labels.push((def.span, "the function is defined here".into()));
+                    return Err(Box::new(d));
+                }
+            }
+        }
+        if bind.is_some() {
+            slots.push(arg.clone());
+        }
+        *frame.slots.borrow_mut() = slots;
+        Ok(frame)
+    }
+
     fn call_inner(&mut self, f: &Value, arg: Thunk, span: Span) -> R<Value> {
         match f {
             Value::Lambda(c) => {
+                let frame = self.bind_args(c, arg, span)?;
                 let def = &c.def;
-                let frame = Env::new(Vec::new(), Some(c.env.clone()));
-                match &def.param {
-                    Param::Ident(_) => {
-                        *frame.slots.borrow_mut() = vec![arg];
-                    }
-                    Param::Formals { entries, ellipsis, bind } => {
-                        let av = self.force(&arg)?;
-                        let Value::Attrs(attrs) = &av else {
-                            return self.type_err("a set", &av, span);
-                        };
-                        let mut slots = Vec::with_capacity(entries.len() + 1);
-                        for (name, default, _) in entries {
-                            match attrs.get(name) {
-                                Some(entry) => slots.push(entry.value.clone()),
-                                None => match default {
-                                    Some(d) => slots.push(Thunk::pending(d.clone(), frame.clone())),
-                                    None => {
-                                        let mut d = Diagnostic::new(
-                                            ErrorKind::Call,
-                                            format!(
-                                                "{} called without required argument `{name}`",
-                                                self.function_desc(def)
-                                            ),
-                                            Some(span),
-                                        );
-                                        d.labels.push((
-                                            def.span,
-                                            "the function is defined here".into(),
-                                        ));
-                                        return Err(Box::new(d));
-                                    }
-                                },
-                            }
-                        }
-                        // Every argument matched a formal unless there are more arguments than
-                        // matches; only then look for the unexpected one.
-                        let matched =
-                            entries.iter().filter(|(n, _, _)| attrs.contains_key(n)).count();
-                        if !ellipsis && matched < attrs.len() {
-                            for k in attrs.keys() {
-                                if !entries.iter().any(|(n, _, _)| n == k) {
-                                    let mut d = Diagnostic::new(
-                                        ErrorKind::Call,
-                                        format!(
-                                            "{} called with unexpected argument `{k}`",
-                                            self.function_desc(def)
-                                        ),
-                                        Some(span),
-                                    );
-                                    d.labels
-                                        .push((def.span, "the function is defined here".into()));
-                                    return Err(Box::new(d));
-                                }
-                            }
-                        }
-                        if bind.is_some() {
-                            slots.push(arg.clone());
-                        }
-                        *frame.slots.borrow_mut() = slots;
-                    }
-                }
-                let body = def.body.clone();
-                self.eval(&body, &frame).map_err(|mut d| {
+                self.eval(&def.body, &frame).map_err(|mut d| {
                     if d.frames.len() < 1000 {
                         d.frames.push(Frame {
                             span: Some(span),
@@ -793,7 +944,8 @@ impl Evaluator {
                 }
             }
             Value::Attrs(a) if a.contains_key(&Symbol::new("__functor")) => {
-                let functor = a.get(&Symbol::new("__functor")).expect("checked above").value.clone();
+                let functor =
+                    a.get(&Symbol::new("__functor")).expect("checked above").value.clone();
                 let fv = self.force(&functor)?;
                 let inner = self.call(&fv, Thunk::value(f.clone()), span)?;
                 self.call(&inner, arg, span)

@@ -345,17 +345,13 @@ impl<'a> Lowerer<'a> {
             match scope {
                 Scope::Static(names) => {
                     if let Some(idx) = names.get(name) {
-                        return Some(Var::Local {
-                            depth: depth as u32,
-                            idx: *idx,
-                            name: name.clone(),
-                        });
+                        return Some(Var::Local { depth: depth as u32, idx: *idx, name: *name });
                     }
                 }
                 Scope::With => has_with = true,
             }
         }
-        has_with.then(|| Var::With(name.clone()))
+        has_with.then_some(Var::With(*name))
     }
 
     fn var(&mut self, name: &str, span: Span) -> Rc<Expr> {
@@ -647,7 +643,7 @@ impl<'a> Lowerer<'a> {
                     let Some(id) = entry.ident() else { continue };
                     let name = Symbol::new(&id.to_string());
                     let espan = self.span(id.syntax());
-                    if seen.insert(name.clone(), ()).is_some() {
+                    if seen.insert(name, ()).is_some() {
                         self.errors.push(LowerError {
                             code: "E004",
                             message: format!("duplicate formal function argument `{name}`"),
@@ -671,10 +667,10 @@ impl<'a> Lowerer<'a> {
                 }
                 let mut names: HashMap<Symbol, u32> = HashMap::new();
                 for (i, (n, _, _)) in entries.iter().enumerate() {
-                    names.insert(n.clone(), i as u32);
+                    names.insert(*n, i as u32);
                 }
                 if let Some((b, _)) = &bind {
-                    names.entry(b.clone()).or_insert(entries.len() as u32);
+                    names.entry(*b).or_insert(entries.len() as u32);
                 }
                 self.scopes.push(Scope::Static(names));
                 for (entry, default) in entries.iter_mut().zip(pending_defaults) {
@@ -690,14 +686,14 @@ impl<'a> Lowerer<'a> {
             None => Param::Ident(Symbol::new("_")),
         };
         let names = match &param {
-            Param::Ident(n) => HashMap::from([(n.clone(), 0)]),
+            Param::Ident(n) => HashMap::from([(*n, 0)]),
             Param::Formals { entries, bind, .. } => {
                 let mut names: HashMap<Symbol, u32> = HashMap::new();
                 for (i, (n, _, _)) in entries.iter().enumerate() {
-                    names.insert(n.clone(), i as u32);
+                    names.insert(*n, i as u32);
                 }
                 if let Some(b) = bind {
-                    names.entry(b.clone()).or_insert(entries.len() as u32);
+                    names.entry(*b).or_insert(entries.len() as u32);
                 }
                 names
             }
@@ -810,7 +806,7 @@ impl<'a> Lowerer<'a> {
             self.already(full, span, prev);
             return;
         }
-        p.index.insert(name.clone(), p.entries.len());
+        p.index.insert(name, p.entries.len());
         p.entries.push((name, val, span));
     }
 
@@ -844,7 +840,7 @@ impl<'a> Lowerer<'a> {
                     } else {
                         let mut inner = PSet::new(false);
                         self.add_path(&mut inner, &attrs[1..], value, full);
-                        p.index.insert(sym.clone(), p.entries.len());
+                        p.index.insert(sym, p.entries.len());
                         p.entries.push((sym, PVal::Nested(inner), span));
                     }
                 }
@@ -884,7 +880,7 @@ impl<'a> Lowerer<'a> {
                                     let fullk = format!("{full}.{k}");
                                     self.already(&fullk, s, prev);
                                 } else {
-                                    existing.index.insert(k.clone(), existing.entries.len());
+                                    existing.index.insert(k, existing.entries.len());
                                     existing.entries.push((k, v, s));
                                 }
                             }
@@ -893,7 +889,7 @@ impl<'a> Lowerer<'a> {
                         _ => self.already(&full, span, prev),
                     }
                 } else {
-                    p.index.insert(sym.clone(), p.entries.len());
+                    p.index.insert(sym, p.entries.len());
                     p.entries.push((sym, new_val, span));
                 }
             }
@@ -907,7 +903,7 @@ impl<'a> Lowerer<'a> {
             PVal::Ast(e) => {
                 let e = self.expr(e);
                 if let ExprKind::Lambda(def) = &e.kind {
-                    def.name.replace(Some(name.clone()));
+                    def.name.replace(Some(*name));
                 }
                 (e, false)
             }
@@ -917,9 +913,9 @@ impl<'a> Lowerer<'a> {
             }
             PVal::InheritVar(span) => (self.var(name.as_str(), span), true),
             PVal::InheritFrom(i, span) => {
-                let var = Var::Local { depth: 0, idx: src_base + i as u32, name: name.clone() };
+                let var = Var::Local { depth: 0, idx: src_base + i as u32, name: *name };
                 let src = self.mk(span, ExprKind::Var(var));
-                let sel = ExprKind::Select(src, vec![Key::Static(name.clone(), span)], None);
+                let sel = ExprKind::Select(src, vec![Key::Static(*name, span)], None);
                 (self.mk(span, sel), false)
             }
         }
@@ -932,7 +928,7 @@ impl<'a> Lowerer<'a> {
         let mut names: HashMap<Symbol, u32> = HashMap::new();
         if rec {
             for (i, (n, _, _)) in p.entries.iter().enumerate() {
-                names.insert(n.clone(), i as u32);
+                names.insert(*n, i as u32);
             }
         }
         // Sources: in the set's own scope for `rec`, around it otherwise.
@@ -987,7 +983,7 @@ impl<'a> Lowerer<'a> {
         body: impl FnOnce(&mut Self) -> Rc<Expr>,
     ) -> (Rc<AttrsDef>, Rc<Expr>) {
         let names: HashMap<Symbol, u32> =
-            p.entries.iter().enumerate().map(|(i, (n, _, _))| (n.clone(), i as u32)).collect();
+            p.entries.iter().enumerate().map(|(i, (n, _, _))| (*n, i as u32)).collect();
         let def = self.lower_pset(p);
         self.scopes.push(Scope::Static(names));
         let b = body(self);

@@ -93,7 +93,7 @@ fn show_into(e: &Expr, out: &mut String) {
                 Param::Ident(n) => out.push_str(n.as_str()),
                 Param::Formals { entries, ellipsis, bind } => {
                     let mut sorted: Vec<_> = entries.iter().collect();
-                    sorted.sort_by(|a, b| a.0.cmp(&b.0));
+                    sorted.sort_by_key(|a| a.0);
                     out.push_str("{ ");
                     for (i, (name, default, _)) in sorted.iter().enumerate() {
                         if i > 0 {
@@ -243,7 +243,7 @@ fn show_path(keys: &[Key], out: &mut String) {
 
 fn show_bindings(def: &AttrsDef, out: &mut String) {
     let mut sorted: Vec<_> = def.bindings.iter().collect();
-    sorted.sort_by(|a, b| a.name.cmp(&b.name));
+    sorted.sort_by_key(|a| a.name);
     let inherits: Vec<_> = sorted.iter().filter(|b| b.kind == BindingKind::Inherit).collect();
     if !inherits.is_empty() {
         out.push_str("inherit");

@@ -45,7 +45,7 @@ impl Evaluator {
             for (name, default, _) in entries {
                 match args.get(name) {
                     Some(e) => {
-                        actual.insert(name.clone(), e.clone());
+                        actual.insert(*name, e.clone());
                     }
                     None if default.is_some() => {}
                     None => {
@@ -148,7 +148,7 @@ impl Evaluator {
         scope: &Rc<Attrs>,
     ) -> Result<Value, Vec<Diagnostic>> {
         let names: std::collections::HashMap<Symbol, u32> =
-            scope.keys().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+            scope.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
         let expr = self.load_scoped(name.into(), None, text.into(), base_dir, Some(names))?;
         let with_frame = Rc::new(crate::value::Env {
             slots: std::cell::RefCell::new(Vec::new()),

@@ -230,7 +230,7 @@ impl Attrs {
     pub fn from_unsorted(mut entries: Vec<(Symbol, AttrEntry)>) -> Attrs {
         if !entries.is_sorted_by(|a, b| a.0 < b.0) {
             // Stable, so equal names stay in input order and the last one is kept below.
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
+            entries.sort_by_key(|a| a.0);
             let mut out: Vec<(Symbol, AttrEntry)> = Vec::with_capacity(entries.len());
             for e in entries {
                 match out.last_mut() {

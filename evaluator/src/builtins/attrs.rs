@@ -67,7 +67,7 @@ pub(super) fn prim_intersect_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) 
     let out: Attrs = if x.len() < y.len() {
         x.keys().filter_map(|k| y.get(k).map(|v| (*k, v.clone()))).collect()
     } else {
-        y.iter().filter(|(k, _)| x.contains_key(*k)).map(|(k, v)| (k.clone(), v.clone())).collect()
+        y.iter().filter(|(k, _)| x.contains_key(k)).map(|(k, v)| (*k, v.clone())).collect()
     };
     Ok(Value::Attrs(Rc::new(out)))
 }
@@ -104,7 +104,7 @@ pub(super) fn prim_map_attrs(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<V
         .map(|(k, e)| {
             let t =
                 Thunk::apply2(f.clone(), Thunk::value(Value::string(k.as_str())), e.value.clone());
-            (k.clone(), AttrEntry { value: t, pos: e.pos })
+            (*k, AttrEntry { value: t, pos: e.pos })
         })
         .collect();
     Ok(Value::Attrs(Rc::new(out)))
@@ -131,7 +131,7 @@ pub(super) fn prim_zip_attrs_with(ev: &mut Evaluator, a: &[Thunk], span: Span) -
     for t in list.iter() {
         let attrs = ev.force_attrs(t, span)?;
         for (k, e) in attrs.iter() {
-            groups.entry(k.clone()).or_default().push(e.value.clone());
+            groups.entry(*k).or_default().push(e.value.clone());
         }
     }
     let out: Attrs = groups
@@ -156,7 +156,7 @@ pub(super) fn prim_function_args(ev: &mut Evaluator, a: &[Thunk], span: Span) ->
             if let Param::Formals { entries, .. } = &c.def.param {
                 for (name, default, pos) in entries {
                     out.insert(
-                        name.clone(),
+                        *name,
                         AttrEntry {
                             value: Thunk::value(Value::Bool(default.is_some())),
                             pos: Some(*pos),

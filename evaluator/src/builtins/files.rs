@@ -101,7 +101,7 @@ impl Evaluator {
         let (extra, env) = match &scope {
             Some(attrs) => {
                 let names: HashMap<Symbol, u32> =
-                    attrs.keys().enumerate().map(|(i, k)| (k.clone(), i as u32)).collect();
+                    attrs.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
                 let with_frame = Rc::new(Env {
                     slots: std::cell::RefCell::new(Vec::new()),
                     parent: Some(self.base_env.clone()),
