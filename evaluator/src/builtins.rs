@@ -298,9 +298,14 @@ impl Evaluator {
     }
 
     /// Coerces to a string as interpolation does (paths are copied to the store).
-    pub(crate) fn coerce_str(&mut self, t: &Thunk, span: Span, ctx: &mut Context) -> R<String> {
+    /// A string is shared, not copied: `substring` over a long string costs its result only.
+    pub(crate) fn coerce_str(&mut self, t: &Thunk, span: Span, ctx: &mut Context) -> R<Rc<str>> {
         let v = self.force(t)?;
-        self.coerce_to_string(&v, span, ctx, true, false)
+        if let Value::String(s) = &v {
+            s.merge_ctx_into(ctx);
+            return Ok(s.s.clone());
+        }
+        Ok(self.coerce_to_string(&v, span, ctx, true, false)?.into())
     }
 
     /// Coerces to a path: a path value, or a string that is an absolute path.

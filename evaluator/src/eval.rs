@@ -445,7 +445,7 @@ impl Evaluator {
             ExprKind::With(ns, body) => {
                 let t = self.thunk(ns, env);
                 let frame = Rc::new(Env {
-                    slots: std::cell::RefCell::new(Vec::new()),
+                    slots: std::cell::RefCell::new(crate::value::Slots::new()),
                     parent: Some(env.clone()),
                     with: Some(t),
                 });
@@ -744,7 +744,7 @@ impl Evaluator {
     /// Makes the frame of a `rec` set or `let`: slots are the bindings, then the sources.
     fn rec_frame(&mut self, def: &AttrsDef, env: &Rc<Env>) -> Rc<Env> {
         let frame = Env::new(Vec::new(), Some(env.clone()));
-        let mut slots = Vec::with_capacity(def.bindings.len() + def.sources.len());
+        let mut slots = crate::value::Slots::with_capacity(def.bindings.len() + def.sources.len());
         for b in &def.bindings {
             let t = if b.outer {
                 self.thunk(&b.value, env)
@@ -849,7 +849,7 @@ impl Evaluator {
     #[inline(always)]
     fn bind_args(&mut self, c: &Closure, arg: Thunk, span: Span) -> R<Rc<Env>> {
         match &c.def.param {
-            Param::Ident(_) => Ok(Env::new(vec![arg], Some(c.env.clone()))),
+            Param::Ident(_) => Ok(Env::new(smallvec::smallvec![arg], Some(c.env.clone()))),
             Param::Formals { .. } => self.bind_formals(c, arg, span),
         }
     }
@@ -865,7 +865,7 @@ impl Evaluator {
         let Value::Attrs(attrs) = &av else {
             return self.type_err("a set", &av, span);
         };
-        let mut slots = Vec::with_capacity(entries.len() + 1);
+        let mut slots = crate::value::Slots::with_capacity(entries.len() + 1);
         for (name, default, _) in entries {
             match attrs.get(name) {
                 Some(entry) => slots.push(entry.value.clone()),

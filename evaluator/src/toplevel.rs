@@ -151,7 +151,7 @@ impl Evaluator {
             scope.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
         let expr = self.load_scoped(name.into(), None, text.into(), base_dir, Some(names))?;
         let with_frame = Rc::new(crate::value::Env {
-            slots: std::cell::RefCell::new(Vec::new()),
+            slots: std::cell::RefCell::new(crate::value::Slots::new()),
             parent: Some(self.base_env.clone()),
             with: Some(Thunk::value(Value::Attrs(scope.clone()))),
         });

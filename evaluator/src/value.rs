@@ -12,12 +12,12 @@ use std::rc::Rc;
 use crate::lower::{Expr, LambdaDef};
 use crate::syntax::Span;
 
-thread_local! {
-    static INTERNER: RefCell<HashSet<&'static str>> = RefCell::new(HashSet::new());
-}
+/// Every name interned so far, shared by all threads so that equal names are one pointer.
+static INTERNER: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
 
-/// An interned attribute or variable name. Equal names share one allocation, so equality is
-/// usually a pointer comparison; ordering is by the text, as Nix orders attribute names.
+/// An interned attribute or variable name. Equal names share one allocation (the interner is
+/// one for the process), so equality is a pointer comparison; ordering is by the text, as Nix
+/// orders attribute names.
 ///
 /// The text lives as long as the process: names are few (the identifiers and attribute names a
 /// program mentions or computes), and a symbol that is copied instead of reference-counted
@@ -28,15 +28,14 @@ pub struct Symbol(&'static str);
 impl Symbol {
     /// Interns `name`.
     pub fn new(name: &str) -> Symbol {
-        INTERNER.with(|set| {
-            let mut set = set.borrow_mut();
-            if let Some(existing) = set.get(name) {
-                return Symbol(existing);
-            }
-            let text: &'static str = Box::leak(Box::<str>::from(name));
-            set.insert(text);
-            Symbol(text)
-        })
+        let mut set = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
+        let set = set.get_or_insert_with(HashSet::new);
+        if let Some(existing) = set.get(name) {
+            return Symbol(existing);
+        }
+        let text: &'static str = Box::leak(Box::<str>::from(name));
+        set.insert(text);
+        Symbol(text)
     }
 
     /// The text of the name.
@@ -47,7 +46,7 @@ impl Symbol {
 
 impl PartialEq for Symbol {
     fn eq(&self, other: &Symbol) -> bool {
-        std::ptr::eq(self.0, other.0) || self.0 == other.0
+        std::ptr::eq(self.0, other.0)
     }
 }
 
@@ -70,7 +69,7 @@ impl Ord for Symbol {
 
 impl std::hash::Hash for Symbol {
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
-        self.0.hash(state)
+        std::ptr::hash(self.0, state)
     }
 }
 
@@ -184,16 +183,21 @@ impl Thunk {
     }
 }
 
+/// The slots of a frame: a function's argument is kept in the frame itself, without another
+/// allocation.
+pub(crate) type Slots = smallvec::SmallVec<[Thunk; 2]>;
+
 /// A runtime environment frame: the slots of one static scope, or the namespace of a `with`.
 pub struct Env {
-    pub(crate) slots: RefCell<Vec<Thunk>>,
+    pub(crate) slots: RefCell<Slots>,
     pub(crate) parent: Option<Rc<Env>>,
     /// Set for frames made by `with`: the namespace expression's thunk.
     pub(crate) with: Option<Thunk>,
 }
 
 impl Env {
-    pub(crate) fn new(slots: Vec<Thunk>, parent: Option<Rc<Env>>) -> Rc<Env> {
+    pub(crate) fn new(slots: impl Into<Slots>, parent: Option<Rc<Env>>) -> Rc<Env> {
+        let slots = slots.into();
         Rc::new(Env { slots: RefCell::new(slots), parent, with: None })
     }
 }
@@ -254,6 +258,14 @@ impl Attrs {
     }
 
     fn find(&self, name: &Symbol) -> Result<usize, usize> {
+        // Small sets (most of them: function arguments, derivation attributes) are scanned
+        // comparing pointers; only a missing name needs the text to say where it would go.
+        if self.entries.len() <= 8 {
+            if let Some(i) = self.entries.iter().position(|(k, _)| k == name) {
+                return Ok(i);
+            }
+            return Err(self.entries.partition_point(|(k, _)| k < name));
+        }
         self.entries.binary_search_by(|(k, _)| k.cmp(name))
     }
 

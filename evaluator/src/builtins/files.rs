@@ -103,7 +103,7 @@ impl Evaluator {
                 let names: HashMap<Symbol, u32> =
                     attrs.keys().enumerate().map(|(i, k)| (*k, i as u32)).collect();
                 let with_frame = Rc::new(Env {
-                    slots: std::cell::RefCell::new(Vec::new()),
+                    slots: std::cell::RefCell::new(crate::value::Slots::new()),
                     parent: Some(self.base_env.clone()),
                     with: Some(Thunk::value(Value::Attrs(attrs.clone()))),
                 });
