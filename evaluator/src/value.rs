@@ -5,7 +5,7 @@
 //! afterwards holds its value, so every holder of the thunk sees the same result.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashSet};
+use std::collections::{BTreeSet, HashMap};
 use std::fmt;
 use std::rc::Rc;
 
@@ -13,34 +13,47 @@ use crate::lower::{Expr, LambdaDef};
 use crate::syntax::Span;
 
 /// Every name interned so far, shared by all threads so that equal names are one pointer.
-static INTERNER: std::sync::Mutex<Option<HashSet<&'static str>>> = std::sync::Mutex::new(None);
+static INTERNER: std::sync::Mutex<Option<HashMap<&'static str, &'static SymbolData>>> =
+    std::sync::Mutex::new(None);
 
 /// An interned attribute or variable name. Equal names share one allocation (the interner is
 /// one for the process), so equality is a pointer comparison; ordering is by the text, as Nix
-/// orders attribute names.
+/// orders attribute names, and mostly decided by the first eight bytes kept beside it.
 ///
-/// The text lives as long as the process: names are few (the identifiers and attribute names a
-/// program mentions or computes), and a symbol that is copied instead of reference-counted
-/// makes attribute sets cheap to copy, which `//` does all the time.
+/// Names live as long as the process: they are few (the identifiers and attribute names a
+/// program mentions or computes), and a symbol that is a plain pointer, copied instead of
+/// reference-counted, makes attribute sets cheap to copy, which `//` does all the time.
 #[derive(Clone, Copy)]
-pub struct Symbol(&'static str);
+pub struct Symbol(&'static SymbolData);
+
+/// The text of a symbol and its first eight bytes as a big-endian number (zero-padded), which
+/// orders names as their text does wherever the two differ.
+pub struct SymbolData {
+    key: u64,
+    text: &'static str,
+}
 
 impl Symbol {
     /// Interns `name`.
     pub fn new(name: &str) -> Symbol {
         let mut set = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
-        let set = set.get_or_insert_with(HashSet::new);
+        let set = set.get_or_insert_with(HashMap::new);
         if let Some(existing) = set.get(name) {
             return Symbol(existing);
         }
         let text: &'static str = Box::leak(Box::<str>::from(name));
-        set.insert(text);
-        Symbol(text)
+        let mut prefix = [0u8; 8];
+        let n = text.len().min(8);
+        prefix[..n].copy_from_slice(&text.as_bytes()[..n]);
+        let data: &'static SymbolData =
+            Box::leak(Box::new(SymbolData { key: u64::from_be_bytes(prefix), text }));
+        set.insert(text, data);
+        Symbol(data)
     }
 
     /// The text of the name.
     pub fn as_str(&self) -> &'static str {
-        self.0
+        self.0.text
     }
 }
 
@@ -63,7 +76,10 @@ impl Ord for Symbol {
         if std::ptr::eq(self.0, other.0) {
             return std::cmp::Ordering::Equal;
         }
-        self.0.as_bytes().cmp(other.0.as_bytes())
+        self.0
+            .key
+            .cmp(&other.0.key)
+            .then_with(|| self.0.text.as_bytes().cmp(other.0.text.as_bytes()))
     }
 }
 
@@ -75,13 +91,13 @@ impl std::hash::Hash for Symbol {
 
 impl fmt::Debug for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{:?}", self.0)
+        write!(f, "{:?}", self.0.text)
     }
 }
 
 impl fmt::Display for Symbol {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.0.text)
     }
 }
 
@@ -523,5 +539,73 @@ impl Value {
     /// Whether the value can be called.
     pub fn is_function(&self) -> bool {
         matches!(self, Value::Lambda(_) | Value::PrimOp(_) | Value::PrimOpApp(_))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn symbols_order_as_their_text() {
+        // Names that tie on the first eight bytes, prefixes of each other, NULs and bytes
+        // above 0x7f: the order of symbols must be the order of the bytes.
+        let names = [
+            "",
+            "a",
+            "a\0",
+            "a\0b",
+            "ab",
+            "abcdefgh",
+            "abcdefgh\0",
+            "abcdefghi",
+            "abcdefgha",
+            "abcdefgz",
+            "b",
+            "pkg10",
+            "pkg9",
+            "é",
+            "zz",
+            "\u{7f}",
+            "aaaaaaaaaaaaaaaaaaaaaaaaab",
+            "aaaaaaaaaaaaaaaaaaaaaaaaaa",
+        ];
+        let mut by_text: Vec<&str> = names.to_vec();
+        by_text.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+        let mut by_symbol: Vec<Symbol> = names.iter().map(|n| Symbol::new(n)).collect();
+        by_symbol.sort();
+        let sorted: Vec<&str> = by_symbol.iter().map(|s| s.as_str()).collect();
+        assert_eq!(sorted, by_text);
+        assert_eq!(Symbol::new("abcdefghi"), Symbol::new(&String::from("abcdefghi")));
+        assert_ne!(Symbol::new("abcdefghi"), Symbol::new("abcdefgh"));
+    }
+
+    #[test]
+    fn sets_keep_names_sorted_and_the_last_entry_of_a_name() {
+        let entry = |i: i64| AttrEntry { value: Thunk::value(Value::Int(i)), pos: None };
+        let int = |e: &AttrEntry| match e.value.get() {
+            Some(Value::Int(i)) => i,
+            _ => panic!("not an int"),
+        };
+        let set: Attrs = [("b", 1), ("a", 2), ("b", 3), ("c", 4)]
+            .into_iter()
+            .map(|(n, i)| (Symbol::new(n), entry(i)))
+            .collect();
+        let names: Vec<&str> = set.keys().map(|k| k.as_str()).collect();
+        assert_eq!(names, ["a", "b", "c"]);
+        assert_eq!(int(set.get(&Symbol::new("b")).unwrap()), 3);
+        // `//`: the right side wins, whatever the sizes of the two sides.
+        let big: Attrs = (0..100).map(|i| (Symbol::new(&format!("n{i:03}")), entry(i))).collect();
+        let small: Attrs = [("n050", -1), ("zz", -2)]
+            .into_iter()
+            .map(|(n, i)| (Symbol::new(n), entry(i)))
+            .collect();
+        for merged in [big.update(&small), small.update(&big)] {
+            assert!(merged.keys().is_sorted());
+            assert_eq!(merged.len(), 101);
+        }
+        assert_eq!(int(big.update(&small).get(&Symbol::new("n050")).unwrap()), -1);
+        assert_eq!(int(small.update(&big).get(&Symbol::new("n050")).unwrap()), 50);
+        assert_eq!(int(small.update(&big).get(&Symbol::new("zz")).unwrap()), -2);
     }
 }
