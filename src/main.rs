@@ -11,7 +11,54 @@ use clap::Parser;
 // Evaluation and planning allocate many small, short-lived values; mimalloc serves them in a
 // fraction of the time glibc's allocator takes (see the README's performance section).
 #[global_allocator]
-static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+static ALLOCATOR: Allocator = Allocator;
+
+/// mimalloc, asked for plain blocks where the alignment allows: every mimalloc block is aligned
+/// to 8 bytes, and its aligned entry point costs twice as much per call as the plain one.
+struct Allocator;
+
+// SAFETY: each method passes the request to mimalloc, through its aligned entry points unless
+// the alignment is at most 8, which every mimalloc block has.
+unsafe impl std::alloc::GlobalAlloc for Allocator {
+    #[inline]
+    unsafe fn alloc(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.align() <= 8 {
+            // SAFETY: as the trait requires, `layout` has a non-zero size.
+            unsafe { libmimalloc_sys::mi_malloc(layout.size()).cast() }
+        } else {
+            // SAFETY: as above.
+            unsafe { libmimalloc_sys::mi_malloc_aligned(layout.size(), layout.align()).cast() }
+        }
+    }
+
+    #[inline]
+    unsafe fn alloc_zeroed(&self, layout: std::alloc::Layout) -> *mut u8 {
+        if layout.align() <= 8 {
+            // SAFETY: as in `alloc`.
+            unsafe { libmimalloc_sys::mi_zalloc(layout.size()).cast() }
+        } else {
+            // SAFETY: as in `alloc`.
+            unsafe { libmimalloc_sys::mi_zalloc_aligned(layout.size(), layout.align()).cast() }
+        }
+    }
+
+    #[inline]
+    unsafe fn dealloc(&self, ptr: *mut u8, _layout: std::alloc::Layout) {
+        // SAFETY: `ptr` came from mimalloc, which frees blocks of either entry point alike.
+        unsafe { libmimalloc_sys::mi_free(ptr.cast()) }
+    }
+
+    #[inline]
+    unsafe fn realloc(&self, ptr: *mut u8, layout: std::alloc::Layout, new: usize) -> *mut u8 {
+        if layout.align() <= 8 {
+            // SAFETY: `ptr` came from this allocator with `layout`; `new` is non-zero.
+            unsafe { libmimalloc_sys::mi_realloc(ptr.cast(), new).cast() }
+        } else {
+            // SAFETY: as above.
+            unsafe { libmimalloc_sys::mi_realloc_aligned(ptr.cast(), new, layout.align()).cast() }
+        }
+    }
+}
 
 fn main() -> ExitCode {
     init_logging();
