@@ -20,6 +20,18 @@ pub(crate) enum Command {
         #[arg(required = true)]
         paths: Vec<PathBuf>,
     },
+    /// Add the file, folder or symlink a NAR archive holds (as `kiln store dump` writes one)
+    ///
+    /// The archive is checked as it is unpacked in a temporary folder: entries that would land
+    /// outside it (`..`, names with `/`), unsorted or repeated entries and malformed fields are
+    /// refused with the offset of the offending bytes, and nothing is added.
+    Import {
+        /// The archive, or `-` for standard input
+        file: PathBuf,
+        /// The name of the store path (default: the file's name without `.nar`)
+        #[arg(long)]
+        name: Option<String>,
+    },
     /// Write the NAR archive of a store path to stdout
     Dump {
         /// The store path
@@ -183,6 +195,27 @@ pub(crate) fn run(cmd: Command, cx: &Context) -> anyhow::Result<()> {
                     .with_context(|| format!("cannot add `{}` to the store", src.display()))?;
                 writeln!(out, "{}", store.render(&path))?;
             }
+        }
+        Command::Import { file, name } => {
+            let name = match name {
+                Some(n) => n,
+                None if file == Path::new("-") => {
+                    anyhow::bail!("an archive read from standard input needs --name")
+                }
+                None => {
+                    let base = file.file_name().and_then(|n| n.to_str()).unwrap_or_default();
+                    base.strip_suffix(".nar").unwrap_or(base).to_owned()
+                }
+            };
+            let path = if file == Path::new("-") {
+                store.import_nar(std::io::stdin().lock(), &name)
+            } else {
+                let f = std::fs::File::open(&file)
+                    .with_context(|| format!("cannot open `{}`", file.display()))?;
+                store.import_nar(std::io::BufReader::new(f), &name)
+            }
+            .with_context(|| format!("cannot import `{}`", file.display()))?;
+            writeln!(out, "{}", store.render(&path))?;
         }
         Command::Dump { path } => {
             let path = store.resolve(&path)?;

@@ -313,6 +313,21 @@ impl Store {
         Ok(path)
     }
 
+    /// Adds the file, folder or symlink a NAR archive holds, as [`Store::add_path`] adds one,
+    /// and returns its store path. The archive is unpacked in a temporary folder of the store
+    /// root first: one that is malformed or would write anywhere else is refused there by
+    /// [`nar::restore`], naming the offset of the offending bytes, and leaves nothing behind.
+    pub fn import_nar(&self, input: impl std::io::Read, name: &str) -> Result<StorePath, Error> {
+        path::check_name(name)?;
+        let stage = tempfile::Builder::new()
+            .prefix("import-")
+            .tempdir_in(self.root.join("tmp"))
+            .at("create a staging folder in", self.root.join("tmp"))?;
+        let staged = stage.path().join("tree");
+        nar::restore(input, &staged)?;
+        self.add_path(&staged, Some(name))
+    }
+
     /// Adds a file or folder leaving out what `keep` refuses (a path and everything below it),
     /// as `builtins.path` with a filter does: the kept tree is staged, then added.
     pub fn add_path_filtered(

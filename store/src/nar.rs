@@ -9,7 +9,7 @@
 use std::fs;
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, PermissionsExt};
+use std::os::unix::fs::{FileTypeExt, OpenOptionsExt, PermissionsExt};
 use std::path::Path;
 
 use crate::error::{Error, IoContext};
@@ -164,4 +164,226 @@ pub fn write_regular(out: &mut impl Write, contents: &[u8], executable: bool) ->
         str(s)?;
     }
     Ok(())
+}
+
+/// The longest name of a folder entry a NAR may hold (Linux's limit).
+const MAX_NAME: usize = 255;
+/// The longest symlink target a NAR may hold (Linux's `PATH_MAX`, less the NUL).
+const MAX_TARGET: usize = 4095;
+/// How deep folders may nest in a NAR: bounds the reader's recursion on hostile input.
+const MAX_DEPTH: usize = 256;
+
+/// Unpacks the NAR read from `input` at `target`, which must not exist yet (its parent must).
+///
+/// The archive is checked as it is read, and anything that could make it write elsewhere or
+/// mean two things is refused with [`Error::BadNar`] and the offset of the offending bytes:
+/// entry names that are empty, `.` or `..`, hold `/` or NUL or are too long; entries out of
+/// order or repeated; symlink targets that are empty, hold NUL or are too long; unknown or
+/// misplaced fields; non-zero padding; bytes after the archive; folders nested deeper than
+/// 256. Files are created new and never opened through a symlink, so nothing is written
+/// outside `target`; on error, what was written below `target` is left for the caller to
+/// remove (it stages archives in a temporary folder). Returns the archive's size.
+pub fn restore(input: impl Read, target: &Path) -> Result<u64, Error> {
+    let mut r = NarReader { input, offset: 0, buf: vec![0u8; 64 * 1024] };
+    let magic = r.token(MAGIC.len())?;
+    if magic != MAGIC {
+        return Err(r.bad(0, "not a NAR archive (the magic string is missing)"));
+    }
+    r.node(target, 0)?;
+    let end = r.offset;
+    let mut extra = [0u8; 1];
+    if r.input.read(&mut extra).map_err(|e| r.io(e))? != 0 {
+        return Err(r.bad(end, "bytes after the end of the archive"));
+    }
+    Ok(end)
+}
+
+struct NarReader<R> {
+    input: R,
+    /// Bytes read so far: where errors are.
+    offset: u64,
+    buf: Vec<u8>,
+}
+
+impl<R: Read> NarReader<R> {
+    fn bad(&self, offset: u64, message: impl Into<String>) -> Error {
+        Error::BadNar { offset, message: message.into() }
+    }
+
+    fn io(&self, e: io::Error) -> Error {
+        if e.kind() == io::ErrorKind::UnexpectedEof {
+            self.bad(self.offset, "the archive ends too early")
+        } else {
+            self.bad(self.offset, format!("cannot read the archive: {e}"))
+        }
+    }
+
+    fn exact(&mut self, out: &mut [u8]) -> Result<(), Error> {
+        self.input.read_exact(out).map_err(|e| self.io(e))?;
+        self.offset += out.len() as u64;
+        Ok(())
+    }
+
+    fn u64(&mut self) -> Result<u64, Error> {
+        let mut b = [0u8; 8];
+        self.exact(&mut b)?;
+        Ok(u64::from_le_bytes(b))
+    }
+
+    fn padding(&mut self, len: u64) -> Result<(), Error> {
+        let rem = (len % 8) as usize;
+        if rem != 0 {
+            let at = self.offset;
+            let mut pad = [0u8; 8];
+            self.exact(&mut pad[..8 - rem])?;
+            if pad.iter().any(|&b| b != 0) {
+                return Err(self.bad(at, "padding that is not zero"));
+            }
+        }
+        Ok(())
+    }
+
+    /// A string of at most `max` bytes.
+    fn token(&mut self, max: usize) -> Result<Vec<u8>, Error> {
+        let at = self.offset;
+        let len = self.u64()?;
+        if len > max as u64 {
+            return Err(self.bad(at, format!("a string of {len} bytes where at most {max} fit")));
+        }
+        let mut s = vec![0u8; len as usize];
+        self.exact(&mut s)?;
+        self.padding(len)?;
+        Ok(s)
+    }
+
+    /// Reads the next string and checks it is `want`.
+    fn expect(&mut self, want: &str) -> Result<(), Error> {
+        let at = self.offset;
+        let got = self.token(16)?;
+        if got != want.as_bytes() {
+            return Err(self
+                .bad(at, format!("expected `{want}`, found `{}`", String::from_utf8_lossy(&got))));
+        }
+        Ok(())
+    }
+
+    fn node(&mut self, path: &Path, depth: usize) -> Result<(), Error> {
+        if depth > MAX_DEPTH {
+            return Err(self.bad(self.offset, format!("folders nested deeper than {MAX_DEPTH}")));
+        }
+        self.expect("(")?;
+        self.expect("type")?;
+        let at = self.offset;
+        match self.token(16)?.as_slice() {
+            b"regular" => self.regular(path)?,
+            b"symlink" => {
+                self.expect("target")?;
+                let at = self.offset;
+                let target = self.token(MAX_TARGET)?;
+                if target.is_empty() || target.contains(&0) {
+                    return Err(self.bad(at, "a symlink target that is empty or holds NUL"));
+                }
+                std::os::unix::fs::symlink(std::ffi::OsStr::from_bytes(&target), path)
+                    .at("create the symlink", path)?;
+            }
+            b"directory" => {
+                fs::create_dir(path).at("create the folder", path)?;
+                let mut previous: Option<Vec<u8>> = None;
+                loop {
+                    let at = self.offset;
+                    match self.token(16)?.as_slice() {
+                        b")" => return Ok(()),
+                        b"entry" => {}
+                        other => {
+                            return Err(self.bad(
+                                at,
+                                format!(
+                                    "expected `entry` or `)`, found `{}`",
+                                    String::from_utf8_lossy(other)
+                                ),
+                            ));
+                        }
+                    }
+                    self.expect("(")?;
+                    self.expect("name")?;
+                    let at = self.offset;
+                    let name = self.token(MAX_NAME)?;
+                    if name.is_empty()
+                        || name == b"."
+                        || name == b".."
+                        || name.iter().any(|&b| b == b'/' || b == 0)
+                    {
+                        return Err(self.bad(
+                            at,
+                            format!(
+                                "an entry named `{}`: names must not be empty, `.` or `..`, or hold `/` or NUL",
+                                String::from_utf8_lossy(&name).escape_debug()
+                            ),
+                        ));
+                    }
+                    if previous.as_ref().is_some_and(|p| *p >= name) {
+                        return Err(self.bad(
+                            at,
+                            format!(
+                                "entry `{}` is out of order or repeated",
+                                String::from_utf8_lossy(&name).escape_debug()
+                            ),
+                        ));
+                    }
+                    self.expect("node")?;
+                    let child = path.join(std::ffi::OsStr::from_bytes(&name));
+                    self.node(&child, depth + 1)?;
+                    self.expect(")")?;
+                    previous = Some(name);
+                }
+            }
+            other => {
+                return Err(
+                    self.bad(at, format!("unknown file type `{}`", String::from_utf8_lossy(other)))
+                );
+            }
+        }
+        self.expect(")")
+    }
+
+    fn regular(&mut self, path: &Path) -> Result<(), Error> {
+        let at = self.offset;
+        let mut field = self.token(16)?;
+        let executable = field == b"executable";
+        if executable {
+            self.expect("")?;
+            field = self.token(16)?;
+        }
+        if field != b"contents" {
+            return Err(self.bad(
+                at,
+                format!("expected `contents`, found `{}`", String::from_utf8_lossy(&field)),
+            ));
+        }
+        let len = self.u64()?;
+        // A new file, never an existing one or one reached through a symlink.
+        let mut file = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(if executable { 0o755 } else { 0o644 })
+            .custom_flags(libc_nofollow())
+            .open(path)
+            .at("create", path)?;
+        let mut left = len;
+        while left > 0 {
+            let want = left.min(self.buf.len() as u64) as usize;
+            let mut chunk = std::mem::take(&mut self.buf);
+            let read = self.exact(&mut chunk[..want]);
+            let written = read.and_then(|()| file.write_all(&chunk[..want]).at("write", path));
+            self.buf = chunk;
+            written?;
+            left -= want as u64;
+        }
+        self.padding(len)
+    }
+}
+
+/// `O_NOFOLLOW`: opening fails rather than follow a symlink at the last component.
+fn libc_nofollow() -> i32 {
+    nix::fcntl::OFlag::O_NOFOLLOW.bits()
 }

@@ -5,6 +5,7 @@ mod derivation;
 mod diff;
 mod gc;
 mod limits;
+mod nar_import;
 mod nix_files;
 mod optimise;
 mod pkgs;
