@@ -5,7 +5,7 @@
 //! afterwards holds its value, so every holder of the thunk sees the same result.
 
 use std::cell::RefCell;
-use std::collections::{BTreeSet, HashMap};
+use std::collections::BTreeSet;
 use std::fmt;
 use std::rc::Rc;
 
@@ -13,8 +13,9 @@ use crate::lower::{Expr, LambdaDef};
 use crate::syntax::Span;
 
 /// Every name interned so far, shared by all threads so that equal names are one pointer.
-static INTERNER: std::sync::Mutex<Option<HashMap<&'static str, &'static SymbolData>>> =
-    std::sync::Mutex::new(None);
+static INTERNER: std::sync::Mutex<
+    Option<rustc_hash::FxHashMap<&'static str, &'static SymbolData>>,
+> = std::sync::Mutex::new(None);
 
 /// An interned attribute or variable name. Equal names share one allocation (the interner is
 /// one for the process), so equality is a pointer comparison; ordering is by the text, as Nix
@@ -37,7 +38,7 @@ impl Symbol {
     /// Interns `name`.
     pub fn new(name: &str) -> Symbol {
         let mut set = INTERNER.lock().unwrap_or_else(|e| e.into_inner());
-        let set = set.get_or_insert_with(HashMap::new);
+        let set = set.get_or_insert_with(Default::default);
         if let Some(existing) = set.get(name) {
             return Symbol(existing);
         }

@@ -47,22 +47,32 @@ pub(crate) fn json_float(f: f64) -> String {
 
 /// Escapes a string for JSON.
 pub(crate) fn json_string(s: &str, out: &mut String) {
+    out.reserve(s.len() + 2);
     out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            '\u{8}' => out.push_str("\\b"),
-            '\u{c}' => out.push_str("\\f"),
-            c if (c as u32) < 0x20 => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
+    // Runs of characters that need no escape are copied whole; every character that does is
+    // ASCII, so the run boundaries are character boundaries.
+    let mut start = 0;
+    for (i, &b) in s.as_bytes().iter().enumerate() {
+        let escaped = match b {
+            b'"' => "\\\"",
+            b'\\' => "\\\\",
+            b'\n' => "\\n",
+            b'\r' => "\\r",
+            b'\t' => "\\t",
+            0x08 => "\\b",
+            0x0c => "\\f",
+            0..=0x1f => "",
+            _ => continue,
+        };
+        out.push_str(&s[start..i]);
+        if escaped.is_empty() {
+            let _ = write!(out, "\\u{:04x}", b);
+        } else {
+            out.push_str(escaped);
         }
+        start = i + 1;
     }
+    out.push_str(&s[start..]);
     out.push('"');
 }
 
@@ -173,48 +183,80 @@ pub(super) fn prim_to_json(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Val
     Ok(Value::String(NixString::with_ctx(out, ctx)))
 }
 
-fn from_serde(v: serde_json::Value) -> Result<Value, String> {
-    Ok(match v {
-        serde_json::Value::Null => Value::Null,
-        serde_json::Value::Bool(b) => Value::Bool(b),
-        serde_json::Value::Number(n) => match n.as_i64() {
-            Some(i) => Value::Int(i),
-            None if n.is_u64() => return Err(format!("integer `{n}` does not fit in 64 bits")),
-            None => Value::Float(n.as_f64().unwrap_or(0.0)),
-        },
-        serde_json::Value::String(s) => {
-            if s.contains('\0') {
-                return Err("string contains a NUL byte".into());
-            }
-            Value::string(s)
+/// A Nix value read straight from JSON text, without an intermediate JSON tree.
+struct FromJson(Value);
+
+impl<'de> serde::Deserialize<'de> for FromJson {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<FromJson, D::Error> {
+        d.deserialize_any(JsonVisitor)
+    }
+}
+
+struct JsonVisitor;
+
+impl<'de> serde::de::Visitor<'de> for JsonVisitor {
+    type Value = FromJson;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("a JSON value")
+    }
+
+    fn visit_unit<E>(self) -> Result<FromJson, E> {
+        Ok(FromJson(Value::Null))
+    }
+
+    fn visit_bool<E>(self, b: bool) -> Result<FromJson, E> {
+        Ok(FromJson(Value::Bool(b)))
+    }
+
+    fn visit_i64<E>(self, i: i64) -> Result<FromJson, E> {
+        Ok(FromJson(Value::Int(i)))
+    }
+
+    fn visit_u64<E: serde::de::Error>(self, u: u64) -> Result<FromJson, E> {
+        match i64::try_from(u) {
+            Ok(i) => Ok(FromJson(Value::Int(i))),
+            Err(_) => Err(E::custom(format!("integer `{u}` does not fit in 64 bits"))),
         }
-        serde_json::Value::Array(items) => {
-            let mut l = Vec::with_capacity(items.len());
-            for i in items {
-                l.push(Thunk::value(from_serde(i)?));
-            }
-            Value::List(Rc::new(l))
+    }
+
+    fn visit_f64<E>(self, f: f64) -> Result<FromJson, E> {
+        Ok(FromJson(Value::Float(f)))
+    }
+
+    fn visit_str<E: serde::de::Error>(self, s: &str) -> Result<FromJson, E> {
+        if s.contains('\0') {
+            return Err(E::custom("string contains a NUL byte"));
         }
-        serde_json::Value::Object(map) => {
-            let mut a = Vec::with_capacity(map.len());
-            for (k, v) in map {
-                if k.contains('\0') {
-                    return Err("attribute name contains a NUL byte".into());
-                }
-                a.push((Symbol::new(&k), plain_entry(from_serde(v)?)));
-            }
-            Value::Attrs(Rc::new(Attrs::from_unsorted(a)))
+        Ok(FromJson(Value::string(s)))
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut seq: A) -> Result<FromJson, A::Error> {
+        let mut l = Vec::with_capacity(seq.size_hint().unwrap_or(0));
+        while let Some(FromJson(v)) = seq.next_element()? {
+            l.push(Thunk::value(v));
         }
-    })
+        Ok(FromJson(Value::List(Rc::new(l))))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<FromJson, A::Error> {
+        let mut a = Vec::with_capacity(map.size_hint().unwrap_or(0));
+        while let Some(k) = map.next_key::<std::borrow::Cow<'de, str>>()? {
+            if k.contains('\0') {
+                return Err(serde::de::Error::custom("attribute name contains a NUL byte"));
+            }
+            let FromJson(v) = map.next_value()?;
+            a.push((Symbol::new(&k), plain_entry(v)));
+        }
+        // A repeated name keeps its last value, as serde_json's maps do.
+        Ok(FromJson(Value::Attrs(Rc::new(Attrs::from_unsorted(a)))))
+    }
 }
 
 pub(super) fn prim_from_json(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let s = ev.force_string(&a[0], span)?;
-    match serde_json::from_str::<serde_json::Value>(&s.s) {
-        Ok(v) => match from_serde(v) {
-            Ok(v) => Ok(v),
-            Err(m) => err(ErrorKind::Invalid, format!("while decoding a JSON string: {m}"), span),
-        },
+    match serde_json::from_str::<FromJson>(&s.s) {
+        Ok(FromJson(v)) => Ok(v),
         Err(e) => err(ErrorKind::Invalid, format!("while decoding a JSON string: {e}"), span),
     }
 }
