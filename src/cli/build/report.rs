@@ -304,12 +304,14 @@ impl<'s> Reporter<'s> {
             s.duration.as_secs_f64()
         );
         if s.failed == 0 {
-            let mut out = std::io::stdout().lock();
+            // One write for all the paths, not one per line.
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for outs in s.outputs.values() {
                 for p in outs.values() {
                     writeln!(out, "{}", self.store.render(p))?;
                 }
             }
+            out.flush()?;
         }
         Ok(())
     }
