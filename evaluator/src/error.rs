@@ -43,6 +43,12 @@ pub enum ErrorKind {
     /// Too deep a recursion.
     #[error("stack overflow")]
     StackOverflow,
+    /// Evaluation needed more memory than its limit allows.
+    #[error("out of memory")]
+    OutOfMemory,
+    /// Evaluation took more steps than its budget (set by embedders, not the command line).
+    #[error("step limit")]
+    StepLimit,
     /// Reading a file or the store failed.
     #[error("i/o error")]
     Io,
@@ -72,8 +78,17 @@ impl ErrorKind {
             ErrorKind::StackOverflow => "E019",
             ErrorKind::Io => "E020",
             ErrorKind::Invalid => "E021",
+            ErrorKind::OutOfMemory => "E022",
+            ErrorKind::StepLimit => "E023",
             ErrorKind::Unimplemented => "E099",
         }
+    }
+
+    /// Whether the error depends on where the evaluation happened (how deep the stack was,
+    /// how much memory was in use) rather than on the expression: such errors are not
+    /// remembered by the thunk that raised them.
+    pub(crate) fn depends_on_context(&self) -> bool {
+        matches!(self, ErrorKind::StackOverflow | ErrorKind::OutOfMemory | ErrorKind::StepLimit)
     }
 }
 

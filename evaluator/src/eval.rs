@@ -45,6 +45,11 @@ pub struct EvalOptions {
     pub impure: bool,
     /// Enabled experimental features (`parse-toml-timestamps`, ...).
     pub experimental: Vec<String>,
+    /// How much memory (resident, in bytes) evaluation may use; 0 for no limit.
+    pub max_memory: usize,
+    /// How many evaluation steps (counted in units of 65,536) a session may take; 0 for no
+    /// limit. For embedders that must bound time, such as the fuzz targets.
+    pub max_steps: u64,
 }
 
 /// Maximum depth of nested expression evaluation, independent of function calls.
@@ -95,6 +100,12 @@ pub struct Evaluator {
     pub(crate) json_nest: usize,
     depth: usize,
     call_depth: usize,
+    /// Evaluation steps, to measure memory every so many.
+    steps: u32,
+    /// Resident memory when last measured.
+    memory_seen: usize,
+    /// Evaluation steps taken, counted every 65,536.
+    steps_total: u64,
 }
 
 impl Evaluator {
@@ -119,6 +130,9 @@ impl Evaluator {
             json_nest: 0,
             depth: 0,
             call_depth: 0,
+            steps: 0,
+            memory_seen: 0,
+            steps_total: 0,
         };
         crate::builtins::install(&mut ev);
         ev
@@ -241,7 +255,7 @@ impl Evaluator {
                         d.span = Some(self.span_of(&e));
                     }
                     // Running out of stack depends on where the thunk was forced: retry later.
-                    *t.0.borrow_mut() = if d.kind == ErrorKind::StackOverflow {
+                    *t.0.borrow_mut() = if d.kind.depends_on_context() {
                         ThunkState::Pending(e, env)
                     } else {
                         ThunkState::Failed(d.clone())
@@ -261,7 +275,7 @@ impl Evaluator {
                         Ok(v)
                     }
                     Err(d) => {
-                        *t.0.borrow_mut() = if d.kind == ErrorKind::StackOverflow {
+                        *t.0.borrow_mut() = if d.kind.depends_on_context() {
                             ThunkState::Apply(f, a, b)
                         } else {
                             ThunkState::Failed(d.clone())
@@ -327,9 +341,73 @@ impl Evaluator {
                 self.span_of(e),
             );
         }
+        // Memory is measured every 65,536 steps (a read of /proc, a few microseconds); what
+        // grows in one step (a long list or string) is checked where it is made.
+        self.steps = self.steps.wrapping_add(1);
+        if self.steps.is_multiple_of(1 << 16)
+            && let Err(d) = self.every_so_often(e)
+        {
+            self.depth -= 1;
+            return Err(d);
+        }
         let r = self.eval_inner(e, env);
         self.depth -= 1;
         r
+    }
+
+    /// The checks made every 65,536 steps: memory, and the step budget.
+    #[cold]
+    #[inline(never)]
+    fn every_so_often(&mut self, e: &Expr) -> R<()> {
+        self.steps_total += 1 << 16;
+        if self.opts.max_steps > 0 && self.steps_total > self.opts.max_steps {
+            return err(
+                ErrorKind::StepLimit,
+                format!("evaluation took more than {} steps", self.opts.max_steps),
+                self.span_of(e),
+            );
+        }
+        if self.opts.max_memory > 0 {
+            self.check_memory(0, self.span_of(e))?;
+        }
+        Ok(())
+    }
+
+    /// Fails with `E022` if the memory in use, plus `more` bytes about to be allocated, is
+    /// over the limit. Cheap for requests that stay well under it: memory is measured again
+    /// only when the last measure plus `more` passes half the limit, or from the periodic
+    /// check (`more` = 0).
+    pub(crate) fn check_memory(&mut self, more: usize, span: Span) -> R<()> {
+        let limit = self.opts.max_memory;
+        if limit == 0 {
+            return Ok(());
+        }
+        if more > 0 && self.memory_seen.saturating_add(more) <= limit / 2 {
+            // Counted until the next measure, so that many requests add up.
+            self.memory_seen += more;
+            return Ok(());
+        }
+        if let Some(used) = resident_bytes() {
+            self.memory_seen = used;
+        }
+        if self.memory_seen.saturating_add(more) > limit {
+            let mib = |b: usize| b.div_ceil(1 << 20);
+            let asked = if more > 0 {
+                format!(", and {} MiB more asked for", mib(more))
+            } else {
+                String::new()
+            };
+            return err(
+                ErrorKind::OutOfMemory,
+                format!(
+                    "evaluation needs more memory than its limit of {} MiB ({} MiB in use{asked}); raise it with --max-memory",
+                    mib(limit),
+                    mib(self.memory_seen)
+                ),
+                span,
+            );
+        }
+        Ok(())
     }
 
     /// Evaluates `e`, continuing in the same frame where the result is another expression's
@@ -556,6 +634,7 @@ impl Evaluator {
                 Part::Expr(x) => {
                     let v = self.eval(x, env)?;
                     let s = self.coerce_to_string(&v, self.span_of(x), &mut ctx, true, false)?;
+                    self.check_memory(out.len() + s.len(), self.span_of(x))?;
                     out.push_str(&s);
                 }
             }
@@ -1036,6 +1115,7 @@ impl Evaluator {
                 if b.is_empty() {
                     return Ok(Value::List(a));
                 }
+                self.check_memory((a.len() + b.len()) * std::mem::size_of::<Thunk>(), span)?;
                 let mut v = Vec::with_capacity(a.len() + b.len());
                 v.extend(a.iter().cloned());
                 v.extend(b.iter().cloned());
@@ -1101,6 +1181,7 @@ impl Evaluator {
                 let mut ctx = Context::new();
                 a.merge_ctx_into(&mut ctx);
                 let s = self.coerce_to_string(&rv, span, &mut ctx, true, false)?;
+                self.check_memory(a.s.len() + s.len(), span)?;
                 Ok(Value::String(NixString::with_ctx(format!("{}{}", a.s, s), ctx)))
             }
             (Value::Attrs(_), _) => {
@@ -1470,6 +1551,14 @@ fn builtin_frame(d: Box<Diagnostic>, name: &str, span: Span) -> Box<Diagnostic> 
         return d;
     }
     push_frame(d, Some(span), format!("while calling the `{name}` builtin"))
+}
+
+/// The resident memory of this process (`VmRSS` in `/proc/self/status`), where it can be read.
+fn resident_bytes() -> Option<usize> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kib: usize = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }
 
 /// The thunk in slot `idx` of the frame `depth` levels up.

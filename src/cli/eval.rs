@@ -122,7 +122,13 @@ fn run_on_thread(args: Args, store_root: PathBuf) -> Result<(), Failure> {
     let common = &args.common;
     let trace = common.full_trace();
     let io = Box::new(StoreIo::new(store_root));
-    let mut ev = make_evaluator(io, &common.include, common.max_call_depth, &common.experimental);
+    let mut ev = make_evaluator(
+        io,
+        &common.include,
+        common.max_call_depth,
+        common.max_memory,
+        &common.experimental,
+    );
     ev.set_lints(kiln_evaluator::lower::Lints {
         absolute: lint_level(&args.lint_absolute_path_literals)?,
         short: lint_level(&args.lint_short_path_literals)?,

@@ -43,7 +43,7 @@ fn run_here(args: Args) -> anyhow::Result<()> {
         path.as_ref().and_then(|p| p.parent().map(Path::to_path_buf)).unwrap_or(cwd.clone());
     // Parsing never reaches the store.
     let io = Box::new(kiln_evaluator::PlainIo::default());
-    let mut ev = super::frontend::make_evaluator(io, &[], None, &[]);
+    let mut ev = super::frontend::make_evaluator(io, &[], None, None, &[]);
     match ev.load(name, path, text.into(), &dir) {
         Ok(expr) => {
             let text = kiln_evaluator::show::show(&expr);

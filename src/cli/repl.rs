@@ -106,7 +106,7 @@ fn history_path() -> Option<PathBuf> {
 
 fn run_here(args: Args, store_root: PathBuf) -> anyhow::Result<()> {
     let io = Box::new(super::store_io::StoreIo::new(store_root));
-    let ev = super::frontend::make_evaluator(io, &args.include, None, &[]);
+    let ev = super::frontend::make_evaluator(io, &args.include, None, None, &[]);
     let cwd = std::env::current_dir().context("cannot find the current directory")?;
     let session =
         Rc::new(Session { ev: RefCell::new(ev), scope: RefCell::new(Rc::new(Attrs::new())), cwd });
@@ -239,7 +239,7 @@ mod tests {
 
     fn session() -> Rc<Session> {
         let io = Box::new(kiln_evaluator::PlainIo::default());
-        let ev = super::super::frontend::make_evaluator(io, &[], None, &[]);
+        let ev = super::super::frontend::make_evaluator(io, &[], None, None, &[]);
         Rc::new(Session {
             ev: RefCell::new(ev),
             scope: RefCell::new(Rc::new(Attrs::new())),

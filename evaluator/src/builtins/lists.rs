@@ -123,9 +123,15 @@ pub(super) fn prim_any(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> 
 
 pub(super) fn prim_concat_lists(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Value> {
     let l = ev.force_list(&a[0], span)?;
-    let mut out = Vec::new();
+    let mut lists = Vec::with_capacity(l.len());
     for t in l.iter() {
-        out.extend(ev.force_list(t, span)?.iter().cloned());
+        lists.push(ev.force_list(t, span)?);
+    }
+    let total: usize = lists.iter().map(|l| l.len()).sum();
+    ev.check_memory(total * std::mem::size_of::<Thunk>(), span)?;
+    let mut out = Vec::with_capacity(total);
+    for l in &lists {
+        out.extend(l.iter().cloned());
     }
     Ok(Value::List(Rc::new(out)))
 }
@@ -160,6 +166,9 @@ pub(super) fn prim_gen_list(ev: &mut Evaluator, a: &[Thunk], span: Span) -> R<Va
     if n < 0 {
         return err(ErrorKind::Invalid, format!("cannot create list of size {n}"), span);
     }
+    // Each element is a slot, a thunk applying `f` and the thunk of its index.
+    let per_item = std::mem::size_of::<Thunk>() + 160;
+    ev.check_memory((n as usize).saturating_mul(per_item), span)?;
     let out = (0..n).map(|i| Thunk::apply(f.clone(), Thunk::value(Value::Int(i)))).collect();
     Ok(Value::List(Rc::new(out)))
 }

@@ -228,7 +228,9 @@ pub(super) fn prim_concat_strings_sep(ev: &mut Evaluator, a: &[Thunk], span: Spa
         if i > 0 {
             out.push_str(&sep.s);
         }
-        out.push_str(&ev.coerce_str(t, span, &mut ctx)?);
+        let s = ev.coerce_str(t, span, &mut ctx)?;
+        ev.check_memory(out.len() + s.len(), span)?;
+        out.push_str(&s);
     }
     Ok(Value::String(NixString::with_ctx(out, ctx)))
 }
