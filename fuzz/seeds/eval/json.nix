@@ -1,0 +1,1 @@
+builtins.toJSON (builtins.fromJSON "{\"a\": [1, 2.5, null]}")

@@ -1,0 +1,1 @@
+{ x ? 1, ... }@args: assert x > 0; if args ? y then ./path/${x} else <nixpkgs> /* comment */

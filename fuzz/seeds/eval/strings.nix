@@ -1,0 +1,1 @@
+builtins.match "a(b+)c" "abbbc" ++ builtins.split "," "x,y" ++ [ (builtins.substring 1 2 "hello") (builtins.replaceStrings ["l"] ["L"] "hello") ]

@@ -1,0 +1,1 @@
+let f = x: { a = x; b = [ x "s${toString x}" ]; }; in (f 1).b

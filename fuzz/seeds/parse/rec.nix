@@ -1,0 +1,1 @@
+rec { a = 1; b = a + 2; c = with builtins; map (x: x * b) (genList (i: i) 5); } // { inherit (builtins) length; }
