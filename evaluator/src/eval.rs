@@ -374,7 +374,8 @@ impl Evaluator {
     }
 
     /// Fails with `E022` if the memory in use, plus `more` bytes about to be allocated, is
-    /// over the limit. Cheap for requests that stay well under it: memory is measured again
+    /// over the limit. Not every builtin asks first: `replaceStrings`, `toJSON` and `readFile`
+    /// of a huge file build their result before the periodic measure can see it. Cheap for requests that stay well under it: memory is measured again
     /// only when the last measure plus `more` passes half the limit, or from the periodic
     /// check (`more` = 0).
     pub(crate) fn check_memory(&mut self, more: usize, span: Span) -> R<()> {
