@@ -108,6 +108,24 @@ pub struct Evaluator {
     steps_total: u64,
 }
 
+impl Drop for Evaluator {
+    /// Breaks the reference cycles through the base environment (`builtins.builtins`, and
+    /// `derivation`, which is Nix code closing over it), so that a session frees its builtins
+    /// when it ends: a program that makes many sessions (the fuzz targets, a test suite) would
+    /// otherwise keep every one. Cycles that evaluated code made (`rec` sets, `let` bindings
+    /// that refer to each other) are not broken: values are reference-counted, not collected.
+    fn drop(&mut self) {
+        for slot in self.base_env.slots.borrow().iter() {
+            if let Ok(mut state) = slot.0.try_borrow_mut() {
+                *state = ThunkState::Done(Value::Null);
+            }
+        }
+        self.base_env.slots.borrow_mut().clear();
+        self.builtins_attrs = None;
+        self.import_cache.clear();
+    }
+}
+
 impl Evaluator {
     /// A session with the given I/O and options.
     pub fn new(io: Box<dyn EvalIo>, mut opts: EvalOptions) -> Evaluator {

@@ -33,7 +33,7 @@ fn evaluator() -> Evaluator {
     let opts = EvalOptions {
         system: "x86_64-linux".into(),
         max_call_depth: 2_000,
-        max_memory: 1 << 30,
+        max_memory: 256 << 20,
         max_steps: 2_000_000,
         ..EvalOptions::default()
     };
