@@ -159,15 +159,25 @@ impl Store {
     }
 
     fn link_roots(&self, dir: &Path, roots: &mut Vec<GcRoot>) -> Result<(), Error> {
+        let automatic = dir.ends_with("gcroots/auto");
         for entry in std::fs::read_dir(dir).at("list the folder", dir)? {
             let entry = entry.at("list the folder", dir)?;
             let link = entry.path();
-            let meta = std::fs::symlink_metadata(&link).at("read the metadata of", &link)?;
+            // `.NAME.PID` in `auto/` is a root being made (see `Store::add_indirect_root`): not
+            // a root yet, and the process making it holds its paths in its temporary roots.
+            if automatic && entry.file_name().as_encoded_bytes().starts_with(b".") {
+                continue;
+            }
+            let meta = match std::fs::symlink_metadata(&link) {
+                Ok(meta) => meta,
+                // Removed since the folder was listed (another process repointed or removed it).
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e).at("read the metadata of", &link),
+            };
             if meta.is_dir() {
                 self.link_roots(&link, roots)?;
                 continue;
             }
-            let automatic = dir.ends_with("gcroots/auto");
             let shown = if automatic {
                 std::fs::read_link(&link).unwrap_or(link.clone())
             } else {

@@ -75,8 +75,6 @@ struct Pending {
     entries: Vec<(PathInfo, Vec<(String, StorePath)>)>,
     paths: std::collections::HashSet<StorePath>,
     locks: Vec<LockFile>,
-    /// Valid text files found already there, rooted all at once by the next flush.
-    reused: Vec<StorePath>,
 }
 
 /// How many text files wait at most before [`Store::flush`] registers them: each holds a lock
@@ -109,9 +107,7 @@ impl Store {
     /// Makes text files (`.drv` files among them) wait to be registered together, by
     /// [`Store::flush`] or when this store is dropped: one sync of the file system and one
     /// transaction for many files instead of three syncs each. Until then this store, and
-    /// nothing else, counts them as valid. Text files found valid already are rooted by the
-    /// same flush rather than one by one, so what is written in a batch must not be read as a
-    /// store path (built from, copied) before the batch is flushed.
+    /// nothing else, counts them as valid.
     pub fn batched(mut self) -> Store {
         self.batched = true;
         self
@@ -121,11 +117,6 @@ impl Store {
     /// synced to disk first, then they are rooted and registered in one transaction.
     pub fn flush(&self) -> Result<(), Error> {
         let pending = std::mem::take(&mut *self.pending.lock().unwrap_or_else(|e| e.into_inner()));
-        if !pending.reused.is_empty() {
-            // Fails, naming it, if a collection deleted one of them since it was found valid:
-            // then nothing of this batch is registered, and running again writes it anew.
-            self.add_temp_roots(&pending.reused)?;
-        }
         if pending.entries.is_empty() {
             return Ok(());
         }
@@ -233,15 +224,6 @@ impl Store {
     /// Tells whether a path about to be added is there already, intact, and now rooted.
     fn reusable(&self, path: &StorePath) -> Result<bool, Error> {
         if self.is_pending(path) {
-            return Ok(true);
-        }
-        if self.batched {
-            // Rooted by the next flush, with the rest of the batch: nothing reads these files
-            // before their batch is flushed (see `Store::batched`).
-            if !self.is_valid(path)? || self.damage(path)?.is_some() {
-                return Ok(false);
-            }
-            self.pending.lock().unwrap_or_else(|e| e.into_inner()).reused.push(path.clone());
             return Ok(true);
         }
         Ok(self.is_valid(path)?

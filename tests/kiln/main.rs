@@ -1,6 +1,7 @@
 //! End-to-end tests of the `kiln` command: real processes on real stores in temporary folders.
 
 mod build;
+mod concurrency;
 mod derivation;
 mod diff;
 mod gc;
