@@ -653,7 +653,7 @@ impl Evaluator {
                 Part::Expr(x) => {
                     let v = self.eval(x, env)?;
                     let s = self.coerce_to_string(&v, self.span_of(x), &mut ctx, true, false)?;
-                    self.check_memory(out.len() + s.len(), self.span_of(x))?;
+                    self.check_memory(s.len(), self.span_of(x))?;
                     out.push_str(&s);
                 }
             }

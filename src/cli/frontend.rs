@@ -43,8 +43,8 @@ pub(crate) struct EvalArgs {
     pub(crate) max_call_depth: Option<usize>,
     /// Memory evaluation may use, as `512M`, `4G` or bytes (default: three quarters of the
     /// machine's memory; 0 for no limit)
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
-    pub(crate) max_memory: Option<usize>,
+    #[arg(long, value_name = "SIZE", value_parser = crate::ui::parse_size)]
+    pub(crate) max_memory: Option<u64>,
     /// Enable experimental features (`parse-toml-timestamps`)
     #[arg(long = "extra-experimental-features", value_name = "FEATURES")]
     pub(crate) experimental: Vec<String>,
@@ -112,7 +112,7 @@ pub(crate) fn make_evaluator(
     io: Box<dyn EvalIo>,
     include: &[String],
     max_call_depth: Option<usize>,
-    max_memory: Option<usize>,
+    max_memory: Option<u64>,
     experimental: &[String],
 ) -> Evaluator {
     let nix_path = std::env::var("NIX_PATH")
@@ -124,7 +124,8 @@ pub(crate) fn make_evaluator(
         home: std::env::var("HOME").ok(),
         system: current_system(),
         max_call_depth: max_call_depth.unwrap_or(1_000_000),
-        max_memory: max_memory.unwrap_or_else(default_max_memory),
+        max_memory: max_memory
+            .map_or_else(default_max_memory, |m| usize::try_from(m).unwrap_or(usize::MAX)),
         max_steps: 0,
         impure: true,
         experimental: experimental
@@ -134,26 +135,6 @@ pub(crate) fn make_evaluator(
             .collect(),
     };
     Evaluator::new(io, opts)
-}
-
-/// Parses a size: bytes, or a number with `K`, `M`, `G` or `T` (powers of 1024).
-pub(crate) fn parse_size(text: &str) -> Result<usize, String> {
-    let t = text.trim();
-    let (digits, shift) = match t.char_indices().last() {
-        Some((i, c)) if c.is_ascii_alphabetic() => {
-            let shift = match c.to_ascii_uppercase() {
-                'K' => 10,
-                'M' => 20,
-                'G' => 30,
-                'T' => 40,
-                _ => return Err(format!("unknown unit `{c}` in `{text}` (K, M, G or T)")),
-            };
-            (&t[..i], shift)
-        }
-        _ => (t, 0),
-    };
-    let n: usize = digits.parse().map_err(|_| format!("`{text}` is not a size such as 512M"))?;
-    n.checked_mul(1 << shift).ok_or_else(|| format!("`{text}` is too large"))
 }
 
 /// Three quarters of the machine's memory (`MemTotal` in `/proc/meminfo`), or no limit where

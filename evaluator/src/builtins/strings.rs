@@ -229,7 +229,8 @@ pub(super) fn prim_concat_strings_sep(ev: &mut Evaluator, a: &[Thunk], span: Spa
             out.push_str(&sep.s);
         }
         let s = ev.coerce_str(t, span, &mut ctx)?;
-        ev.check_memory(out.len() + s.len(), span)?;
+        // What this piece adds; the pieces add up in the evaluator's count.
+        ev.check_memory(sep.s.len() + s.len(), span)?;
         out.push_str(&s);
     }
     Ok(Value::String(NixString::with_ctx(out, ctx)))
