@@ -970,16 +970,11 @@ impl Evaluator {
                 None => match default {
                     Some(d) => slots.push(Thunk::pending(d.clone(), frame.clone())),
                     None => {
-                        let mut d = Diagnostic::new(
-                            ErrorKind::Call,
-                            format!(
-                                "{} called without required argument `{name}`",
-                                self.function_desc(def)
-                            ),
-                            Some(span),
-                        );
-                        d.labels.push((def.span, "the function is defined here".into()));
-                        return Err(Box::new(d));
+                        return Err(self.call_error(
+                            def,
+                            span,
+                            format!("without required argument `{name}`"),
+                        ));
                     }
                 },
             }
@@ -990,16 +985,8 @@ impl Evaluator {
         if !ellipsis && matched < attrs.len() {
             for k in attrs.keys() {
                 if !entries.iter().any(|(n, _, _)| n == k) {
-                    let mut d = Diagnostic::new(
-                        ErrorKind::Call,
-                        format!(
-                            "{} called with unexpected argument `{k}`",
-                            self.function_desc(def)
-                        ),
-                        Some(span),
-                    );
-                    d.labels.push((def.span, "the function is defined here".into()));
-                    return Err(Box::new(d));
+                    let what = format!("with unexpected argument `{k}`");
+                    return Err(self.call_error(def, span, what));
                 }
             }
         }
@@ -1008,6 +995,15 @@ impl Evaluator {
         }
         *frame.slots.borrow_mut() = slots;
         Ok(frame)
+    }
+
+    /// `E017` for a call of `def` at `span`: "FUNCTION called WHAT", labelled at the definition.
+    #[cold]
+    fn call_error(&self, def: &lower::LambdaDef, span: Span, what: String) -> Box<Diagnostic> {
+        let message = format!("{} called {what}", self.function_desc(def));
+        let mut d = Diagnostic::new(ErrorKind::Call, message, Some(span));
+        d.labels.push((def.span, "the function is defined here".into()));
+        Box::new(d)
     }
 
     fn call_inner(&mut self, f: &Value, arg: Thunk, span: Span) -> R<Value> {
