@@ -155,6 +155,7 @@ fn run_builder(
     let tmp = store.root().join("tmp");
     let build_dir = tempfile::Builder::new()
         .prefix(&format!("build-{}-", node.drv_path.name().trim_end_matches(".drv")))
+        .suffix(&store.temp_suffix()?)
         .tempdir_in(&tmp)
         .map_err(|source| Error::Io { op: "create a build folder in", path: tmp, source })?;
     let outputs: BTreeMap<String, StorePath> =
@@ -173,6 +174,7 @@ fn run_builder(
     let mut log_file = LogWriter::create(log_path)?;
     let started = Instant::now();
     let mut log_both = |line: &str| {
+        kiln_store::fault::point("build.logging");
         log_file.line(line);
         log(line);
     };
@@ -248,6 +250,7 @@ pub(crate) fn build_one(
     }
 
     let ran = run_builder(store, resolver, node, &prepared, options, executor, log, log_path)?;
+    kiln_store::fault::point("build.ran");
     let registered = register(store, node, &prepared, &ran)?;
     Ok((Status::Built, registered))
 }
@@ -315,6 +318,7 @@ fn register(
         registered.insert(name, info);
     }
 
+    kiln_store::fault::point("build.registered");
     let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64);
     let duration_ms = ran.started.elapsed().as_millis() as u64;
     for (name, info) in &registered {

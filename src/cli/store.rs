@@ -295,10 +295,12 @@ pub(crate) fn run(cmd: Command, cx: &Context) -> anyhow::Result<()> {
                 "{verb} {n} path{}, freeing {}{}",
                 if n == 1 { "" } else { "s" },
                 ui::human_size(report.freed),
-                if report.debris > 0 {
-                    format!(" (and {} unregistered leftovers)", report.debris)
-                } else {
-                    String::new()
+                match (report.debris, report.temporaries) {
+                    (0, 0) => String::new(),
+                    (d, 0) => format!(" (and {d} unregistered leftovers)"),
+                    (0, t) => format!(" (and {t} leftovers of interrupted processes)"),
+                    (d, t) =>
+                        format!(" (and {d} unregistered leftovers, {t} of interrupted processes)"),
                 }
             );
         }

@@ -12,6 +12,11 @@
 //! after it is done. The dead set comes from one recursive query over the reference graph.
 //! Paths are unregistered before their files go, referrers before what they refer to, so a
 //! registered path never lacks a reference.
+//!
+//! What a process puts in `ROOT/tmp/` (paths being written, build folders, staging folders)
+//! ends in `.PID`, and the process holds its temporary-roots lock before making any of it; a
+//! collection removes the entries of processes whose lock is free, such as a build killed with
+//! `kill -9`.
 
 use std::collections::BTreeMap;
 use std::fs::{File, OpenOptions};
@@ -61,6 +66,8 @@ pub struct GcReport {
     pub freed: u64,
     /// Files in the store folder that no registration vouched for, removed.
     pub debris: usize,
+    /// Leftovers of dead processes in `ROOT/tmp/` (half-written paths, build folders), removed.
+    pub temporaries: usize,
     /// Entries of the deduplication index that no store file used any more, removed, and
     /// the disk space they held (the last copies of files of deleted paths).
     pub links: (usize, u64),
@@ -92,6 +99,61 @@ impl Store {
         self.write_temp_roots(&paths)?;
         self.db().register_all(entries)?;
         Ok(())
+    }
+
+    /// Returns the name under `ROOT/tmp/` for this process's temporary `stem`: `stem.PID`.
+    /// The process holds its temporary-roots lock from now on, which tells a collection that
+    /// the entry is not debris.
+    pub fn temp_name(&self, stem: &str) -> Result<PathBuf, Error> {
+        Ok(self.root.join("tmp").join(format!("{stem}{}", self.temp_suffix()?)))
+    }
+
+    /// Returns the suffix of this process's entries in `ROOT/tmp/` (`.PID`), as
+    /// [`Store::temp_name`] does, for names made elsewhere (`tempfile`'s).
+    pub fn temp_suffix(&self) -> Result<String, Error> {
+        let _gc = LockFile::acquire_shared(&self.gc_lock_path())?;
+        self.write_temp_roots(&[])?;
+        Ok(format!(".{}", std::process::id()))
+    }
+
+    /// Removes the entries of `ROOT/tmp/` whose process (the `.PID` their name ends in) no
+    /// longer holds its temporary-roots lock. The caller holds the collector's lock, so no
+    /// process is taking its lock meanwhile. Returns how many went.
+    fn remove_dead_temporaries(&self) -> Result<usize, Error> {
+        let dir = self.root.join("tmp");
+        let me = std::process::id();
+        let mut dead: BTreeMap<u32, bool> = BTreeMap::new();
+        let mut removed = 0;
+        for entry in std::fs::read_dir(&dir).at("list the folder", &dir)? {
+            let entry = entry.at("list the folder", &dir)?;
+            let name = entry.file_name();
+            let Some(pid) = name
+                .to_str()
+                .and_then(|n| n.rsplit_once('.'))
+                .and_then(|(_, pid)| pid.parse::<u32>().ok())
+                .filter(|&pid| pid != me)
+            else {
+                continue;
+            };
+            let is_dead = match dead.get(&pid) {
+                Some(&d) => d,
+                None => {
+                    let lock_path = self.root.join("temproots").join(format!("{pid}.lock"));
+                    let free = LockFile::try_acquire(&lock_path)?;
+                    if free.is_some() {
+                        // Made just now, or left by the dead process: nobody needs it.
+                        let _ = std::fs::remove_file(&lock_path);
+                    }
+                    dead.insert(pid, free.is_some());
+                    free.is_some()
+                }
+            };
+            if is_dead {
+                fsutil::remove_tree(&entry.path())?;
+                removed += 1;
+            }
+        }
+        Ok(removed)
     }
 
     /// Keeps `paths` from being collected while this process runs. Fails, naming the path, if
@@ -205,6 +267,9 @@ impl Store {
     /// paths are unregistered in batches of [`GC_BATCH`], one transaction each, and each
     /// batch's files go after its transaction commits.
     pub fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport, Error> {
+        // This process's temporary-roots lock must exist before the exclusive lock is taken:
+        // the trash it names `.PID` below is then protected like any other process's entries.
+        self.temp_suffix()?;
         let _gc = LockFile::acquire(&self.gc_lock_path())?;
         let roots: Vec<StorePath> = self.roots()?.into_iter().map(|r| r.path).collect();
         let graph = self.db().graph()?;
@@ -232,6 +297,7 @@ impl Store {
             report.debris = self.remove_debris(&registered)?;
         }
         if !options.dry_run {
+            report.temporaries = self.remove_dead_temporaries()?;
             report.links = self.remove_unused_links()?;
         }
         Ok(report)
@@ -244,6 +310,7 @@ impl Store {
         // Unregistered first: a crash before the files are gone leaves debris, never a
         // registered path without its files.
         self.db().unregister(batch)?;
+        crate::fault::point("gc.unregistered");
         for path in batch {
             self.remove_from_disk(path)?;
         }
@@ -257,8 +324,10 @@ impl Store {
         if std::fs::symlink_metadata(&location).is_err() {
             return Ok(());
         }
-        let trash = self.root.join("tmp").join(format!("gc-{path}-{}", std::process::id()));
+        // Not `temp_name`, whose shared lock would wait for the exclusive one held here.
+        let trash = self.root.join("tmp").join(format!("gc-{path}.{}", std::process::id()));
         std::fs::rename(&location, &trash).at("move out of the store", &location)?;
+        crate::fault::point("gc.trashed");
         fsutil::remove_tree(&trash)
     }
 

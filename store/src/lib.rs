@@ -18,6 +18,7 @@ mod ca;
 mod db;
 mod derivation;
 mod error;
+pub mod fault;
 mod fsutil;
 mod gc;
 mod hash;
@@ -125,6 +126,7 @@ impl Store {
         nix::unistd::syncfs(&file)
             .map_err(std::io::Error::from)
             .at("sync the file system of", self.dir.as_path())?;
+        fault::point("batch.synced");
         self.register_all_rooted(&pending.entries)?;
         for (info, _) in &pending.entries {
             self.auto_optimise(&info.path);
@@ -321,6 +323,7 @@ impl Store {
         path::check_name(name)?;
         let stage = tempfile::Builder::new()
             .prefix("import-")
+            .suffix(&self.temp_suffix()?)
             .tempdir_in(self.root.join("tmp"))
             .at("create a staging folder in", self.root.join("tmp"))?;
         let staged = stage.path().join("tree");
@@ -342,6 +345,7 @@ impl Store {
         };
         let stage = tempfile::Builder::new()
             .prefix("stage-")
+            .suffix(&self.temp_suffix()?)
             .tempdir_in(self.root.join("tmp"))
             .at("create a staging folder in", self.root.join("tmp"))?;
         let staged = stage.path().join("tree");
@@ -396,7 +400,7 @@ impl Store {
         let target = self.locate(&path);
         fsutil::remove_tree(&target)?;
         self.remove_temporaries(&path)?;
-        let tmp = self.root.join("tmp").join(format!("{path}.{}", std::process::id()));
+        let tmp = self.temp_name(path.as_str())?;
         let written = std::fs::write(&tmp, contents)
             .at("write", &tmp)
             .and_then(|()| fsutil::normalise(&tmp))
@@ -405,6 +409,7 @@ impl Store {
             fsutil::remove_tree(&tmp)?;
             return Err(e);
         }
+        fault::point("batch.moved");
         let full = {
             let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
             pending.paths.insert(path.clone());
@@ -540,6 +545,7 @@ impl Store {
                 std::fs::rename(&location, &target).at("move into the store", &target)?;
             }
             fsutil::sync_path(self.dir.as_path())?;
+            fault::point("build.moved");
             self.register_rooted(&info, &[])?;
             self.auto_optimise(&info.path);
             done.push(info);
@@ -584,6 +590,7 @@ impl Store {
         std::fs::rename(location, self.locate(&path))
             .at("move into the store", self.locate(&path))?;
         fsutil::sync_path(self.dir.as_path())?;
+        fault::point("ca.moved");
         self.register_rooted(&info, &[])?;
         self.auto_optimise(&info.path);
         Ok(info)
@@ -613,6 +620,7 @@ impl Store {
         let tmp = dir.join(format!(".{}.{}", &name[..32], std::process::id()));
         let _ = std::fs::remove_file(&tmp);
         std::os::unix::fs::symlink(&link, &tmp).at("create the root", &tmp)?;
+        fault::point("root.linked");
         std::fs::rename(&tmp, &entry).at("create the root", &entry)
     }
 
@@ -652,7 +660,7 @@ impl Store {
             }
             // Added again while damaged: the new copy has the registered hash (the path
             // comes from it), so it replaces the damaged one.
-            let tmp = self.root.join("tmp").join(format!("{path}.{}", std::process::id()));
+            let tmp = self.temp_name(path.as_str())?;
             fsutil::remove_tree(&tmp)?;
             let result =
                 self.write_checked(info, &tmp, fill).and_then(|()| self.swap_in(path, &tmp));
@@ -668,16 +676,19 @@ impl Store {
         fsutil::remove_tree(&target)?;
         self.remove_temporaries(path)?;
 
-        let tmp = self.root.join("tmp").join(format!("{path}.{}", std::process::id()));
+        let tmp = self.temp_name(path.as_str())?;
         let result = self.write_checked(info, &tmp, fill);
         if result.is_err() {
             fsutil::remove_tree(&tmp)?;
             return result;
         }
 
+        fault::point("add.copied");
         std::fs::rename(&tmp, &target).at("move into the store", &target)?;
         fsutil::sync_path(self.dir.as_path())?;
+        fault::point("add.moved");
         self.register_rooted(info, drv_outputs)?;
+        fault::point("add.registered");
         self.auto_optimise(path);
         tracing::debug!(path = %path, "registered");
         Ok(())

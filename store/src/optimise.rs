@@ -135,7 +135,7 @@ impl Store {
         // Unique within the process too: parallel builds may optimise at once.
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let tmp = self.root.join("tmp").join(format!("link-{}-{n}", std::process::id()));
+        let tmp = self.temp_name(&format!("link-{n}"))?;
         let _ = fs::remove_file(&tmp);
         match fs::hard_link(&entry, &tmp) {
             Ok(()) => {}
@@ -145,6 +145,7 @@ impl Store {
             }
             Err(e) => return Err(e).at("link to the deduplication index from", &tmp),
         }
+        crate::fault::point("optimise.linked");
         let parent = location.parent().expect("a store file has a folder");
         let result = self.with_writable(parent, || {
             fs::rename(&tmp, location).at("replace with a link to an identical file", location)

@@ -4,6 +4,7 @@ mod build;
 mod concurrency;
 mod derivation;
 mod diff;
+mod faults;
 mod gc;
 mod limits;
 mod nar_import;
