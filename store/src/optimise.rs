@@ -163,6 +163,9 @@ impl Store {
 
     /// Runs `f` with a folder of a store path writable, then puts the folder back in normal
     /// form. The store folder itself is always writable and is left alone.
+    ///
+    /// Known shortcoming: a kill between the two mode changes leaves the folder writable,
+    /// which `verify` reports as not in normal form; no fault point covers this window yet.
     fn with_writable(
         &self,
         dir: &Path,
