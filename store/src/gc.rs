@@ -34,6 +34,13 @@ struct TempRoots {
     _lock: LockFile,
 }
 
+/// This process's temporary-roots file of each store root it has opened, kept (and locked)
+/// until the process ends: every `Store` the process opens on a root adds to the same file, so
+/// what one part of the process added (the evaluator's `.drv` files) stays rooted while another
+/// builds.
+static TEMP_ROOTS: std::sync::Mutex<BTreeMap<PathBuf, TempRoots>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
 /// A root and the store path it keeps alive.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct GcRoot {
@@ -111,9 +118,27 @@ impl Store {
     /// Returns the suffix of this process's entries in `ROOT/tmp/` (`.PID`), as
     /// [`Store::temp_name`] does, for names made elsewhere (`tempfile`'s).
     pub fn temp_suffix(&self) -> Result<String, Error> {
-        let _gc = LockFile::acquire_shared(&self.gc_lock_path())?;
-        self.write_temp_roots(&[])?;
+        let held = TEMP_ROOTS.lock().unwrap_or_else(|e| e.into_inner()).contains_key(&self.root);
+        if !held {
+            // Taken under the collector's lock, so no collection judges this process dead
+            // while its lock is being made.
+            let _gc = LockFile::acquire_shared(&self.gc_lock_path())?;
+            self.write_temp_roots(&[])?;
+        }
         Ok(format!(".{}", std::process::id()))
+    }
+
+    /// Tells whether the process whose temporary roots are `roots_file` (`temproots/PID`) has
+    /// ended, in which case its roots file and lock are removed.
+    fn temp_roots_ended(roots_file: &Path) -> Result<bool, Error> {
+        let lock_path = roots_file.with_extension("lock");
+        let Some(free) = LockFile::try_acquire(&lock_path)? else {
+            return Ok(false);
+        };
+        let _ = std::fs::remove_file(roots_file);
+        let _ = std::fs::remove_file(&lock_path);
+        drop(free);
+        Ok(true)
     }
 
     /// Removes the entries of `ROOT/tmp/` whose process (the `.PID` their name ends in) no
@@ -138,14 +163,10 @@ impl Store {
             let is_dead = match dead.get(&pid) {
                 Some(&d) => d,
                 None => {
-                    let lock_path = self.root.join("temproots").join(format!("{pid}.lock"));
-                    let free = LockFile::try_acquire(&lock_path)?;
-                    if free.is_some() {
-                        // Made just now, or left by the dead process: nobody needs it.
-                        let _ = std::fs::remove_file(&lock_path);
-                    }
-                    dead.insert(pid, free.is_some());
-                    free.is_some()
+                    let roots_file = self.root.join("temproots").join(pid.to_string());
+                    let d = Self::temp_roots_ended(&roots_file)?;
+                    dead.insert(pid, d);
+                    d
                 }
             };
             if is_dead {
@@ -170,12 +191,7 @@ impl Store {
     }
 
     fn write_temp_roots(&self, paths: &[StorePath]) -> Result<(), Error> {
-        // One file per process and store, kept (and locked) until the process ends: every
-        // `Store` the process opens on this root adds to it, so what one part of the process
-        // added (the evaluator's `.drv` files) stays rooted while another builds.
-        static OPEN: std::sync::Mutex<BTreeMap<PathBuf, TempRoots>> =
-            std::sync::Mutex::new(BTreeMap::new());
-        let mut open = OPEN.lock().unwrap_or_else(|e| e.into_inner());
+        let mut open = TEMP_ROOTS.lock().unwrap_or_else(|e| e.into_inner());
         if !open.contains_key(&self.root) {
             let path = self.root.join("temproots").join(std::process::id().to_string());
             let lock = LockFile::acquire(&path.with_extension("lock"))?;
@@ -202,12 +218,8 @@ impl Store {
             if path.extension().is_some_and(|e| e == "lock") {
                 continue;
             }
-            let lock_path = path.with_extension("lock");
-            if let Some(free) = LockFile::try_acquire(&lock_path)? {
+            if Self::temp_roots_ended(&path)? {
                 // Its process is gone: so are its temporary roots.
-                let _ = std::fs::remove_file(&path);
-                let _ = std::fs::remove_file(&lock_path);
-                drop(free);
                 continue;
             }
             let text = std::fs::read_to_string(&path).at("read", &path)?;
@@ -268,7 +280,7 @@ impl Store {
     /// batch's files go after its transaction commits.
     pub fn collect_garbage(&self, options: &GcOptions) -> Result<GcReport, Error> {
         // This process's temporary-roots lock must exist before the exclusive lock is taken:
-        // the trash it names `.PID` below is then protected like any other process's entries.
+        // `temp_name` then needs no lock of its own for the trash named below.
         self.temp_suffix()?;
         let _gc = LockFile::acquire(&self.gc_lock_path())?;
         let roots: Vec<StorePath> = self.roots()?.into_iter().map(|r| r.path).collect();
@@ -324,8 +336,8 @@ impl Store {
         if std::fs::symlink_metadata(&location).is_err() {
             return Ok(());
         }
-        // Not `temp_name`, whose shared lock would wait for the exclusive one held here.
-        let trash = self.root.join("tmp").join(format!("gc-{path}.{}", std::process::id()));
+        // No lock taken: `collect_garbage` made this process's temporary roots before its own.
+        let trash = self.temp_name(&format!("gc-{path}"))?;
         std::fs::rename(&location, &trash).at("move out of the store", &location)?;
         crate::fault::point("gc.trashed");
         fsutil::remove_tree(&trash)
